@@ -1,0 +1,85 @@
+# Podium: `make demo` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP_WEB := $(VENV)/.installed-web
+STAMP_WORKER := $(VENV)/.installed-worker
+PORT ?= 8000
+
+# Real benchmark samples and validation leaderboards, by location; nothing is copied in.
+export PODIUM_DATA_DIR ?= $(abspath ../shared/data)
+export PODIUM_VALIDATION_DIR ?= $(abspath ../shared/validation)
+
+PYTEST_ARGS ?=
+
+.PHONY: help install install-worker demo test accept lint format bench clean
+
+help:
+	@echo "make demo    run Podium on embedded defaults (SQLite, local queue) and serve the dashboard"
+	@echo "make test    the whole test suite on a throwaway PostgreSQL + Redis (started and stopped here)"
+	@echo "make accept  slow acceptance runs (accuracy thresholds, real models)"
+	@echo "make lint    ruff, mypy, migrations check"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP_WEB): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[web,dev]"
+	@touch $@
+
+install: $(STAMP_WEB)
+
+# The training stack. Without an NVIDIA GPU, take the CPU build of torch first so the
+# `worker` extra never pulls the CUDA wheels (several GB) by accident.
+$(STAMP_WORKER): pyproject.toml $(STAMP_WEB)
+	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
+	  $(PY) -m pip install --quiet "torch==2.13.0+cpu" 2>/dev/null \
+	  || $(PY) -m pip install --quiet "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu; \
+	fi
+	$(PY) -m pip install --quiet -e ".[web,worker,dev]"
+	@touch $@
+
+install-worker: $(STAMP_WORKER)
+
+demo: $(STAMP_WEB)
+	@$(PY) -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' $(PORT) 2>/dev/null \
+	  || { echo "make demo: port $(PORT) is busy; run 'make demo PORT=8001'."; exit 1; }
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_catalog
+	@set -e; \
+	$(VENV)/bin/celery -A config worker --pool=solo --loglevel=WARNING -Q platform,gpu -n demo@%h & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	echo ""; echo "Podium is serving at http://127.0.0.1:$(PORT)/ (admin: /admin/, health: /healthz). Ctrl-C stops it."; echo ""; \
+	$(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+
+test: $(STAMP_WEB)
+	@set -euo pipefail; \
+	given_db="$${DATABASE_URL:-}"; given_broker="$${CELERY_BROKER_URL:-}"; svc=""; \
+	if [ -z "$$given_db" ] || [ -z "$$given_broker" ]; then \
+	  svc=$$(mktemp -d /tmp/podium-services.XXXXXX); \
+	  trap '.ci/services.sh stop '"$$svc" EXIT; \
+	  eval "$$(.ci/services.sh start $$svc)"; \
+	fi; \
+	export DATABASE_URL="$${given_db:-$$DATABASE_URL}" CELERY_BROKER_URL="$${given_broker:-$$CELERY_BROKER_URL}"; \
+	echo "make test: database $${DATABASE_URL%%@*}@..., broker $$CELERY_BROKER_URL"; \
+	PODIUM_ENV=test $(PY) -m pytest -m "not accept" $(PYTEST_ARGS)
+
+accept: $(STAMP_WORKER)
+	PODIUM_ENV=test $(PY) -m pytest -m accept $(PYTEST_ARGS)
+
+lint: $(STAMP_WEB)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: $(STAMP_WEB)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var staticfiles .mypy_cache .ruff_cache
