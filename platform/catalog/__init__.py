@@ -1,0 +1,1 @@
+"""The benchmark catalog: benchmarks, versioned tasks, curated suites, methods, backbones."""

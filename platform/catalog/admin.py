@@ -1,0 +1,150 @@
+"""Curation of the catalog: suites and their versions, methods, backbones, baselines.
+
+Benchmarks and tasks come from the declarative files (`manage.py load_catalog`), so the
+admin shows them read-only; suites are curated here and frozen by publishing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from catalog.models import (
+    Backbone,
+    Baseline,
+    Benchmark,
+    ImmutableSuiteVersion,
+    Method,
+    Suite,
+    SuiteTask,
+    SuiteVersion,
+    Task,
+    TaskMetric,
+)
+from catalog.services import suite_version_create_next, suite_version_publish
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Benchmark)
+class BenchmarkAdmin(ReadOnlyAdmin):
+    list_display = ["key", "name", "version"]
+
+
+class TaskMetricInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = TaskMetric
+    fields = readonly_fields = ("key", "name", "higher_is_better", "group")
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Task)
+class TaskAdmin(ReadOnlyAdmin):
+    list_display = ["key", "benchmark", "version", "task_type", "license", "public", "is_current"]
+    list_filter = ["benchmark", "task_type", "public", "is_current"]
+    search_fields = ["key", "name"]
+    inlines = [TaskMetricInline]
+
+
+class SuiteTaskInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = SuiteTask
+    fields = ["task", "weight", "group", "position"]
+    autocomplete_fields = ["task"]
+    extra = 0
+
+    def _editable(self, obj: SuiteVersion | None) -> bool:
+        return obj is None or not obj.is_published
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(SuiteVersion)
+class SuiteVersionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["suite", "number", "status", "published_at"]
+    list_filter = ["status", "suite"]
+    inlines = [SuiteTaskInline]
+    actions = ["publish", "create_next_version"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is not None and obj.is_published:
+            return ["suite", "number", "status", "aggregation", "notes", "published_at"]
+        return ["status", "published_at"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return (obj is None or not obj.is_published) and super().has_delete_permission(request, obj)
+
+    @admin.action(description="Publish (freeze) the selected drafts")
+    def publish(self, request: HttpRequest, queryset: QuerySet[SuiteVersion]) -> None:
+        for version in queryset:
+            try:
+                suite_version_publish(suite_version=version)
+            except (ImmutableSuiteVersion, ValueError) as error:
+                self.message_user(request, str(error), level=messages.ERROR)
+            else:
+                self.message_user(request, f"Published {version}.")
+
+    @admin.action(description="Start a new draft version from the selected ones' suites")
+    def create_next_version(self, request: HttpRequest, queryset: QuerySet[SuiteVersion]) -> None:
+        for suite_id in set(queryset.values_list("suite_id", flat=True)):
+            try:
+                draft = suite_version_create_next(suite=Suite.objects.get(pk=suite_id))
+            except ValueError as error:
+                self.message_user(request, str(error), level=messages.ERROR)
+            else:
+                self.message_user(request, f"Created draft {draft}.")
+
+
+@admin.register(Suite)
+class SuiteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["key", "name"]
+    search_fields = ["key", "name"]
+
+
+@admin.register(Method)
+class MethodAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["key", "name", "executable"]
+    list_filter = ["executable"]
+    search_fields = ["key", "name"]
+
+
+@admin.register(Backbone)
+class BackboneAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["key", "name", "source", "parameter_count", "license"]
+    list_filter = ["source"]
+    search_fields = ["key", "name", "hub_id"]
+
+
+@admin.register(Baseline)
+class BaselineAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["name", "metric", "value"]
+    autocomplete_fields = ["metric"]
+
+    def save_model(self, request: HttpRequest, obj: Baseline, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by_id = request.user.pk
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(TaskMetric)
+class TaskMetricAdmin(ReadOnlyAdmin):
+    search_fields = ["key", "task__key"]
+    list_display = ["task", "key", "higher_is_better", "group"]

@@ -1,0 +1,1 @@
+"""Runs and what they produce: status, scores, metric curves, artifacts, jobs, provenance."""

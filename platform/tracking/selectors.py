@@ -1,0 +1,116 @@
+"""Read side of runs: the systems a leaderboard ranks.
+
+A system is the runs of one method + backbone + config (every hyperparameter but the
+seed). Its score on a task metric is the mean over its seeds, with their spread and count.
+Public leaderboards see public runs only; a personal view adds one user's private runs and
+is computed separately, so a private run never moves a public rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Avg, Count, Q, StdDev
+
+from catalog.models import Backbone, Method
+from tracking.models import Run, Score, Visibility
+from tracking.status import RunStatus
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeedAggregate:
+    mean: float
+    std: float | None  # sample std over seeds; None with a single seed
+    count: int
+
+
+@dataclass(kw_only=True)
+class SystemScores:
+    method: Method
+    backbone: Backbone
+    config_hash: str
+    config: dict[str, Any]
+    # (task id, metric key) -> aggregate over the system's seeds
+    scores: dict[tuple[int, str], SeedAggregate] = field(default_factory=dict)
+    provenance_tiers: set[str] = field(default_factory=set)
+
+    @property
+    def label(self) -> str:
+        return f"{self.method.name} · {self.backbone.name} · {self.config_hash[:7]}"
+
+
+def visible_runs_filter(*, viewer: AbstractBaseUser | AnonymousUser | None, prefix: str = "") -> Q:
+    """Runs a viewer may see on leaderboards: public ones, plus the viewer's own.
+
+    `prefix` is the path to the run from the queried model, e.g. "run__" from Score.
+    """
+    public = Q(**{f"{prefix}visibility": Visibility.PUBLIC})
+    if viewer is None or not viewer.is_authenticated:
+        return public
+    return public | Q(**{f"{prefix}owner_id": viewer.pk})
+
+
+def system_scores(
+    *,
+    task_ids: Sequence[int],
+    viewer: AbstractBaseUser | AnonymousUser | None = None,
+) -> list[SystemScores]:
+    """Per-system seed means on the given task versions, from finished runs the viewer sees.
+
+    Pass no viewer for the public leaderboard. The aggregation runs in the database, so
+    the query count does not grow with the number of runs.
+    """
+    rows = (
+        Score.objects.filter(
+            visible_runs_filter(viewer=viewer, prefix="run__"),
+            run__task_id__in=task_ids,
+            run__status=RunStatus.SUCCEEDED,
+        )
+        .values(
+            "run__method_id", "run__backbone_id", "run__config_hash", "run__task_id", "metric__key"
+        )
+        .annotate(mean=Avg("value"), std=StdDev("value", sample=True), count=Count("id"))
+        .order_by()
+    )
+    systems: dict[tuple[int, int, str], SystemScores] = {}
+    for row in rows:
+        key = (row["run__method_id"], row["run__backbone_id"], row["run__config_hash"])
+        system = systems.get(key)
+        if system is None:
+            system = systems[key] = SystemScores(
+                method=Method(pk=key[0]),
+                backbone=Backbone(pk=key[1]),
+                config_hash=key[2],
+                config={},
+            )
+        std = row["std"] if row["count"] > 1 else None
+        system.scores[(row["run__task_id"], row["metric__key"])] = SeedAggregate(
+            mean=float(row["mean"]), std=None if std is None else float(std), count=row["count"]
+        )
+    if not systems:
+        return []
+    # Fill in names, configs and provenance with a fixed number of queries.
+    methods = Method.objects.in_bulk({k[0] for k in systems})
+    backbones = Backbone.objects.in_bulk({k[1] for k in systems})
+    details = (
+        Run.objects.filter(
+            visible_runs_filter(viewer=viewer),
+            task_id__in=task_ids,
+            status=RunStatus.SUCCEEDED,
+            config_hash__in={k[2] for k in systems},
+        )
+        .values("method_id", "backbone_id", "config_hash", "config", "provenance_tier")
+        .distinct()
+    )
+    for detail in details:
+        found = systems.get((detail["method_id"], detail["backbone_id"], detail["config_hash"]))
+        if found is not None:
+            found.config = detail["config"]
+            found.provenance_tiers.add(detail["provenance_tier"])
+    for (method_id, backbone_id, _), system in systems.items():
+        system.method = methods[method_id]
+        system.backbone = backbones[backbone_id]
+    return sorted(systems.values(), key=lambda s: s.label)

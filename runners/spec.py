@@ -1,0 +1,239 @@
+"""The job contract between the platform and GPU workers, defined once for both sides.
+
+Job specs go out and results, metric batches and heartbeats come back as JSON messages
+through Celery, so a GPU machine needs only the broker URL. Every message carries
+`schema_version`; a receiver refuses a version it does not know rather than guessing.
+Standard library only: the web side imports this module and must never pull in torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self, TypeVar
+
+SCHEMA_VERSION = 1
+
+# Queues and task names, shared by sender and receiver; tasks are sent by name so the web
+# side never imports the worker's code.
+PLATFORM_QUEUE = "platform"
+GPU_QUEUE = "gpu"
+TASK_EXECUTE_JOB = "gpu.execute_job"
+TASK_RECORD_RESULT = "platform.record_result"
+TASK_RECORD_METRICS = "platform.record_metrics"
+TASK_RECORD_HEARTBEAT = "platform.record_heartbeat"
+
+
+_T = TypeVar("_T")
+
+
+class SpecError(ValueError):
+    """A message that does not match its schema; the message names the field."""
+
+
+def _check_value(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_value(value, option, where)
+            except SpecError as error:
+                errors.append(str(error))
+        raise SpecError(errors[0] if errors else f"{where}: unexpected {value!r}")
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(value, Mapping):
+            raise SpecError(f"{where}: expected an object, got {type(value).__name__}")
+        return _from_mapping(hint, value, where)
+    if origin is tuple:
+        item_hint = typing.get_args(hint)[0]
+        if not isinstance(value, list | tuple):
+            raise SpecError(f"{where}: expected a list, got {type(value).__name__}")
+        return tuple(_check_value(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        key_hint, value_hint = typing.get_args(hint)
+        if not isinstance(value, Mapping):
+            raise SpecError(f"{where}: expected an object, got {type(value).__name__}")
+        return {
+            _check_value(k, key_hint, f"{where} key"): _check_value(v, value_hint, f"{where}.{k}")
+            for k, v in value.items()
+        }
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(hint, type):
+        if not isinstance(value, hint):
+            raise SpecError(f"{where}: expected {hint.__name__}, got {type(value).__name__}")
+        return value
+    raise SpecError(f"{where}: unsupported type {hint!r}")  # pragma: no cover - schema bug
+
+
+def _from_mapping(cls: type[_T], data: Mapping[str, Any], where: str) -> _T:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SpecError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for name, spec_field in fields.items():
+        path = f"{where}.{name}" if where else name
+        if name not in data:
+            if (
+                spec_field.default is dataclasses.MISSING
+                and spec_field.default_factory is dataclasses.MISSING
+            ):
+                raise SpecError(f"{path}: missing")
+            continue
+        values[name] = _check_value(data[name], hints[name], path)
+    return cls(**values)
+
+
+class Message:
+    """JSON round-trip for the message dataclasses, with schema checks on the way in."""
+
+    KIND: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return typing.cast(dict[str, Any], _jsonable(data))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        if not isinstance(data, Mapping):
+            raise SpecError(f"{cls.KIND}: expected an object, got {type(data).__name__}")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise SpecError(
+                f"{cls.KIND}.schema_version: {version!r} is not supported "
+                f"(this side speaks {SCHEMA_VERSION})"
+            )
+        return _from_mapping(cls, data, cls.KIND)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackboneRef:
+    key: str
+    source: str  # "hub" | "local" | "package"
+    hub_id: str = ""
+    revision: str = ""
+    local_path: str = ""
+    package: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskRef:
+    benchmark: str
+    key: str
+    version: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resources:
+    gpus: int = 0
+    memory_gb: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSpec(Message):
+    """What a GPU worker needs to execute one run: nothing refers to the database."""
+
+    KIND: ClassVar[str] = "job_spec"
+
+    job_id: int
+    attempt: int
+    run_uuid: str
+    method: str
+    config: dict[str, Any]
+    seed: int
+    backbone: BackboneRef
+    task: TaskRef
+    resources: Resources = field(default_factory=Resources)
+    time_limit_s: int = 6 * 3600
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricPointMessage:
+    key: str
+    step: int
+    value: float
+    time: float  # seconds since the epoch, on the worker's clock
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricBatch(Message):
+    KIND: ClassVar[str] = "metric_batch"
+
+    job_id: int
+    attempt: int
+    points: tuple[MetricPointMessage, ...]
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, kw_only=True)
+class Heartbeat(Message):
+    KIND: ClassVar[str] = "heartbeat"
+
+    job_id: int
+    attempt: int
+    worker: str
+    step: int = 0
+    total_steps: int = 0
+    examples_per_second: float = 0.0
+    log_tail: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactRef:
+    name: str
+    kind: str
+    uri: str
+    size_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provenance:
+    code_version: str
+    packages: dict[str, str]
+    hardware: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobResult(Message):
+    KIND: ClassVar[str] = "job_result"
+
+    job_id: int
+    attempt: int
+    succeeded: bool
+    scores: dict[str, float] = field(default_factory=dict)
+    system: dict[str, float] = field(default_factory=dict)
+    provenance: Provenance | None = None
+    artifacts: tuple[ArtifactRef, ...] = ()
+    error: str = ""
+    log_tail: str = ""
+    schema_version: int = SCHEMA_VERSION
