@@ -1,0 +1,1 @@
+"""Server-rendered pages: the catalog, suites and their leaderboards, runs."""

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("benchmarks/<slug:key>/", views.benchmark_detail, name="benchmark"),
+    path("benchmarks/<slug:benchmark>/<slug:key>/", views.task_detail, name="task"),
+    path("suites/<slug:key>/", views.suite_detail, name="suite"),
+]

@@ -1,0 +1,114 @@
+"""Fixtures shared by the whole suite.
+
+Platform tests run against the database named by DATABASE_URL (PostgreSQL under
+`make test`) and the broker named by CELERY_BROKER_URL (Redis under `make test`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env_dir(name: str) -> Path:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: point it at the folder (make test sets it).")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.fail(f"{name}={value} is not a folder.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Real benchmark samples in the hub's field format (PODIUM_DATA_DIR)."""
+    return _env_dir("PODIUM_DATA_DIR")
+
+
+@pytest.fixture(scope="session")
+def validation_dir() -> Path:
+    """Published leaderboards with their social-choice results (PODIUM_VALIDATION_DIR)."""
+    return _env_dir("PODIUM_VALIDATION_DIR")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        import torch
+
+        has_gpu = bool(torch.cuda.is_available())
+    except ImportError:
+        has_gpu = False
+    if has_gpu:
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+class CeleryWorker:
+    """A real `celery worker` process consuming the configured broker."""
+
+    def __init__(self, *, queues: str, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._log_handle = log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "-Q",
+                queues,
+                "-n",
+                f"test-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log_handle.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def platform_worker(tmp_path: Path, settings: object) -> Iterator[CeleryWorker]:
+    """A worker process for the platform queue, on the test database and broker."""
+    from django.db import connection
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "platform")])
+    env["PODIUM_ENV"] = "test"
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("postgresql"):
+        env["DATABASE_URL"] = (
+            f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        )
+    worker = CeleryWorker(queues="platform", env=env, log=tmp_path / "worker.log")
+    yield worker
+    worker.stop()

@@ -1,0 +1,105 @@
+"""Dashboard pages over the loaded catalog: official scores, incomplete systems, escaping."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from catalog.models import Task
+from tests.factories import BackboneFactory, MethodFactory, UserFactory
+from tracking.models import Visibility
+from tracking.services import run_create_external
+
+pytestmark = pytest.mark.django_db
+
+# BERT-large's GLUE test results (Devlin et al. 2019, Table 1 + the GLUE leaderboard).
+BERT_LARGE = {
+    "cola": {"mcc": 0.605},
+    "sst2": {"accuracy": 0.949},
+    "mrpc": {"f1": 0.893, "accuracy": 0.856},
+    "stsb": {"pearson": 0.870, "spearman": 0.865},
+    "qqp": {"f1": 0.721, "accuracy": 0.892},
+    "mnli_matched": {"accuracy": 0.867},
+    "mnli_mismatched": {"accuracy": 0.859},
+    "qnli": {"accuracy": 0.927},
+    "rte": {"accuracy": 0.701},
+    "wnli": {"accuracy": 0.651},
+}
+
+
+@pytest.fixture
+def catalog() -> None:
+    call_command("load_catalog", verbosity=0)
+
+
+def submit_glue(*, method_name: str, tasks: dict[str, dict[str, float]], **kwargs: object) -> None:
+    method = MethodFactory.create(name=method_name, executable=False)
+    backbone = BackboneFactory.create(name="BERT-large")
+    owner = UserFactory.create(username="alice")
+    for key, scores in tasks.items():
+        run_create_external(
+            owner=owner,
+            method=method,
+            backbone=backbone,
+            task=Task.objects.get(benchmark__key="glue", key=key, is_current=True),
+            config={},
+            seed=0,
+            scores=scores,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def test_home_lists_benchmarks_and_suites(client: Client, catalog: None) -> None:
+    page = client.get("/").content.decode()
+    for name in ("GLUE", "SuperGLUE", "LEPISZCZE"):
+        assert name in page
+
+
+def test_empty_suite_says_how_to_submit(client: Client, catalog: None) -> None:
+    page = client.get("/suites/glue/").content.decode()
+    assert "No public results on this suite yet" in page
+
+
+def test_suite_page_shows_the_official_score_and_orders_by_it(
+    client: Client, catalog: None
+) -> None:
+    submit_glue(method_name="Fine-tuning", tasks=BERT_LARGE)
+    weaker = {k: {m: v - 0.05 for m, v in s.items()} for k, s in BERT_LARGE.items()}
+    submit_glue(method_name="Weaker", tasks=weaker)
+    partial = {k: v for k, v in BERT_LARGE.items() if k != "wnli"}
+    submit_glue(method_name="Partial", tasks=partial)
+    page = client.get("/suites/glue/").content.decode()
+    assert "GLUE score" in page
+    assert ">80.5<" in page  # the published BERT-large GLUE score
+    assert page.index("Fine-tuning") < page.index("Weaker") < page.index("Partial")
+    assert "missing: wnli" in page
+
+
+def test_private_runs_are_not_on_the_public_page(client: Client, catalog: None) -> None:
+    submit_glue(method_name="Secret", tasks=BERT_LARGE, visibility=Visibility.PRIVATE)
+    assert "Secret" not in client.get("/suites/glue/").content.decode()
+    assert "Secret" not in client.get("/").content.decode()
+
+
+def test_user_strings_are_escaped(client: Client, catalog: None) -> None:
+    submit_glue(method_name="<script>alert(1)</script>", tasks={"sst2": {"accuracy": 0.9}})
+    page = client.get("/suites/glue/").content.decode()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_task_page_shows_metrics_direction_and_license(client: Client, catalog: None) -> None:
+    page = client.get("/benchmarks/glue/cola/").content.decode()
+    assert "higher is better" in page
+    assert "Matthews" in page
+    assert client.get("/benchmarks/glue/nope/").status_code == 404
+
+
+def test_suite_page_query_count_does_not_grow_with_systems(
+    client: Client, catalog: None, django_assert_max_num_queries: object
+) -> None:
+    for i in range(8):
+        submit_glue(method_name=f"Method {i}", tasks=BERT_LARGE)
+    with django_assert_max_num_queries(15):  # type: ignore[operator]
+        assert client.get("/suites/glue/").status_code == 200

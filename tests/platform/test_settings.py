@@ -1,0 +1,76 @@
+"""The one settings module: embedded defaults in development, strict in production."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_ENV = {
+    "PODIUM_ENV": "production",
+    "SECRET_KEY": "x" * 64 + "-a-long-random-production-secret",
+    "DATABASE_URL": "postgres://podium:secret@db.internal:5432/podium",
+    "CELERY_BROKER_URL": "redis://:secret@redis.internal:6379/0",
+    "ALLOWED_HOSTS": "podium.example.org",
+}
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "ALLOWED_HOSTS"]
+)
+def test_production_refuses_to_start_without_a_value_and_names_it(missing: str) -> None:
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
+    env[missing] = ""
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert f"{missing} must be set when PODIUM_ENV=production" in result.stderr
+
+
+def test_production_settings_pass_the_deploy_check() -> None:
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_unknown_mode_is_refused() -> None:
+    result = manage("check", env={"PODIUM_ENV": "staging"})
+    assert result.returncode != 0
+    assert "PODIUM_ENV must be development, test or production" in result.stderr
+
+
+def test_embedded_defaults_need_no_service(tmp_path: Path) -> None:
+    env = {"PODIUM_ENV": "development", "PODIUM_VAR_DIR": str(tmp_path)}
+    result = manage(
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        (
+            "from django.conf import settings; from django.db import connection; "
+            "c = connection.cursor(); c.execute('PRAGMA journal_mode'); "
+            "print(settings.DATABASES['default']['ENGINE'], c.fetchone()[0], "
+            "settings.CELERY_BROKER_URL)"
+        ),
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "wal", "filesystem://"]
+    assert (tmp_path / "queue").is_dir()
