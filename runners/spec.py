@@ -30,6 +30,9 @@ TASK_RECORD_HEARTBEAT = "platform.record_heartbeat"
 _T = TypeVar("_T")
 
 
+OUTCOMES = ("succeeded", "failed", "cancelled")
+
+
 class SpecError(ValueError):
     """A message that does not match its schema; the message names the field."""
 
@@ -172,6 +175,8 @@ class JobSpec(Message):
     task: TaskRef
     resources: Resources = field(default_factory=Resources)
     time_limit_s: int = 6 * 3600
+    # Split to evaluate on; "" means the task's official evaluation split.
+    eval_split: str = ""
     schema_version: int = SCHEMA_VERSION
 
 
@@ -217,6 +222,16 @@ class ArtifactRef:
 
 
 @dataclass(frozen=True, kw_only=True)
+class InlineArtifact:
+    """A small artifact (predictions, a log tail) carried inside the result message."""
+
+    name: str
+    kind: str
+    content: str
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Provenance:
     code_version: str
     packages: dict[str, str]
@@ -229,11 +244,18 @@ class JobResult(Message):
 
     job_id: int
     attempt: int
-    succeeded: bool
+    outcome: str  # one of OUTCOMES
     scores: dict[str, float] = field(default_factory=dict)
+    # Scores beyond the task's metrics, e.g. DyLoRA's score at each evaluated rank.
+    extra_scores: dict[str, float] = field(default_factory=dict)
     system: dict[str, float] = field(default_factory=dict)
     provenance: Provenance | None = None
     artifacts: tuple[ArtifactRef, ...] = ()
+    inline_artifacts: tuple[InlineArtifact, ...] = ()
     error: str = ""
     log_tail: str = ""
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise SpecError(f"job_result.outcome: {self.outcome!r} is not one of {OUTCOMES}")

@@ -1,0 +1,1 @@
+"""Training and evaluation methods; each module registers its methods on import."""

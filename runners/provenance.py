@@ -1,0 +1,89 @@
+"""Where a result came from: code version, package versions, hardware."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from runners.spec import Provenance
+
+TRACKED_PACKAGES = (
+    "podium",
+    "numpy",
+    "scipy",
+    "torch",
+    "transformers",
+    "peft",
+    "lm_eval",
+    "datasets",
+    "accelerate",
+    "pytorch_optimizer",
+    "celery",
+)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_version() -> str:
+    """PODIUM_CODE_VERSION (set in images), else the git commit of this checkout."""
+    if version := os.environ.get("PODIUM_CODE_VERSION"):
+        return version
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"podium {_version('podium') or 'unknown'}"
+    return f"{commit}{'+dirty' if dirty else ''}"
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    return {name: v for name in TRACKED_PACKAGES if (v := _version(name)) is not None}
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count() or 0,
+    }
+    try:
+        info["memory_gb"] = round(
+            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+        )
+    except (ValueError, OSError, AttributeError):
+        pass
+    # Only describe the GPU if the method already loaded torch: never import it here.
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_count"] = torch.cuda.device_count()
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def collect() -> Provenance:
+    return Provenance(code_version=code_version(), packages=package_versions(), hardware=hardware())
