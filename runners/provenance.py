@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -70,12 +71,10 @@ def hardware() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu_count": os.cpu_count() or 0,
     }
-    try:
+    with contextlib.suppress(ValueError, OSError, AttributeError):
         info["memory_gb"] = round(
             os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
         )
-    except (ValueError, OSError, AttributeError):
-        pass
     # Only describe the GPU if the method already loaded torch: never import it here.
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
