@@ -1,0 +1,213 @@
+"""What every rule sees: oriented scores, weights, the missing-score policy, the convention.
+
+The semantics documented in the package docstring are implemented here once, so the
+rules cannot drift apart: direction, weights, ties and missing scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from leaderboard.ranking.registry import Rule
+from leaderboard.ranking.table import FloatArray, RankingInputError, ScoreTable
+
+MISSING_POLICIES = ("pairwise", "impute", "median")
+CONVENTIONS = ("podium", "votenrank")
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    rule: Rule
+    table: ScoreTable
+    tasks: tuple[str, ...]
+    # Oriented (higher is better), restricted to the used tasks; NaN = missing.
+    raw: FloatArray
+    weights: FloatArray
+    missing: str | None
+    convention: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def systems(self) -> tuple[str, ...]:
+        return self.table.systems
+
+    @property
+    def n(self) -> int:
+        return self.table.n_systems
+
+    @property
+    def votenrank(self) -> bool:
+        return self.convention == "votenrank"
+
+    @cached_property
+    def x(self) -> FloatArray:
+        """Complete oriented scores; only rules that accept ``median`` call this."""
+        if not np.isnan(self.raw).any():
+            return self.raw
+        if self.missing != "median":
+            raise RankingInputError(
+                f"rule {self.rule.name!r} needs every score; use missing='median' or fill the cells"
+            )
+        return median_fill(self.raw, self.tasks)
+
+    @cached_property
+    def task_prefs(self) -> FloatArray:
+        """pref[t, a, b]: share of task t's comparison that goes to a over b."""
+        data = self.x if self.missing == "median" else self.raw
+        return task_preferences(data, strict=self.votenrank, impute=self.missing == "impute")
+
+    @cached_property
+    def pairwise(self) -> FloatArray:
+        """P[a, b] = sum_t w_t pref[t, a, b] (diagonal 0)."""
+        out: FloatArray = np.einsum("t,tab->ab", self.weights, self.task_prefs)
+        return out
+
+    def positions(self, method: str) -> FloatArray:
+        """Per-task positions of the complete scores, 1 = best (scipy rankdata method)."""
+        out: FloatArray = np.column_stack(
+            [rankdata(-self.x[:, t], method=method) for t in range(self.x.shape[1])]
+        ).astype(np.float64)
+        return out
+
+
+def median_fill(raw: FloatArray, tasks: tuple[str, ...]) -> FloatArray:
+    filled = raw.copy()
+    for t in range(raw.shape[1]):
+        col = raw[:, t]
+        miss = np.isnan(col)
+        if miss.all():
+            raise RankingInputError(f"task {tasks[t]!r} has no scores at all; drop the column")
+        filled[miss, t] = float(np.median(col[~miss]))
+    return filled
+
+
+def task_preferences(data: FloatArray, *, strict: bool, impute: bool) -> FloatArray:
+    """Per-task pairwise preference shares.
+
+    Observed pairs: 1 for the better system, 0 for the worse; a tie gives 1/2 each
+    (``strict``: 0 each, as Vote'n'Rank counts only strict wins). Pairs with a missing
+    side count for nobody (pairwise deletion) unless ``impute``, which uses the
+    compatible-permutation probabilities of Himmi et al.: observed rank r (0 = best,
+    average over ties) of k observed systems beats a missing one with probability
+    (k - r) / (k + 1); two missing systems 1/2 each.
+    """
+    n, n_tasks = data.shape
+    out = np.zeros((n_tasks, n, n))
+    for t in range(n_tasks):
+        col = data[:, t]
+        obs = ~np.isnan(col)
+        a = col[:, None]
+        b = col[None, :]
+        with np.errstate(invalid="ignore"):
+            pref = (a > b).astype(np.float64)
+            if not strict:
+                pref += 0.5 * (a == b)
+        both = obs[:, None] & obs[None, :]
+        pref = np.where(both, pref, 0.0)
+        if impute and not obs.all():
+            k = int(obs.sum())
+            r = np.full(n, np.nan)
+            if k:
+                r[obs] = rankdata(-col[obs], method="average") - 1.0
+            p_obs = (k - r) / (k + 1)
+            miss = ~obs
+            pref[np.ix_(obs, miss)] = p_obs[obs][:, None]
+            pref[np.ix_(miss, obs)] = 1.0 - p_obs[obs][None, :]
+            pref[np.ix_(miss, miss)] = 0.5
+        np.fill_diagonal(pref, 0.0)
+        out[t] = pref
+    return out
+
+
+def resolve_weights(table: ScoreTable, weights: Mapping[str, float] | None) -> FloatArray:
+    """Per-task weights: listed tasks take the given weight, unlisted ones keep 1."""
+    w = np.ones(table.n_tasks)
+    if weights:
+        for task, value in weights.items():
+            if task not in table.tasks:
+                raise RankingInputError(
+                    f"unknown column {task!r} in weights (known: {', '.join(table.tasks)})"
+                )
+            try:
+                f = float(value)
+            except (TypeError, ValueError):
+                raise RankingInputError(f"weight of {task!r} must be a number") from None
+            if not np.isfinite(f) or f < 0:
+                raise RankingInputError(
+                    f"weight of {task!r} must be a finite number >= 0, got {value!r}"
+                )
+            w[table.tasks.index(task)] = f
+    if not (w > 0).any():
+        raise RankingInputError("at least one task needs a positive weight")
+    return w
+
+
+def make_context(
+    *,
+    rule: Rule,
+    table: ScoreTable,
+    weights: Mapping[str, float] | None,
+    missing: str | None,
+    convention: str,
+    params: Mapping[str, Any] | None,
+) -> RuleContext:
+    if convention not in CONVENTIONS:
+        raise RankingInputError(
+            f"unknown convention {convention!r}; choose one of: {', '.join(CONVENTIONS)}"
+        )
+    if missing is not None and missing not in MISSING_POLICIES:
+        raise RankingInputError(
+            f"unknown missing-score policy {missing!r}; "
+            f"choose one of: {', '.join(MISSING_POLICIES)}"
+        )
+    if convention == "votenrank" and not rule.votenrank:
+        raise RankingInputError(
+            f"rule {rule.name!r} has no Vote'n'Rank definition; use convention='podium'"
+        )
+    w = resolve_weights(table, weights)
+    oriented = table.oriented()
+    # Podium: a zero weight removes the task entirely (also from medians and GM's domain).
+    keep = w > 0 if convention == "podium" else np.ones_like(w, dtype=bool)
+    raw = oriented[:, keep]
+    tasks = tuple(t for t, k in zip(table.tasks, keep, strict=True) if k)
+    policy = missing
+    if np.isnan(raw).any():
+        if policy is None and convention == "votenrank":
+            policy = rule.votenrank_missing
+            if policy is None:
+                raise RankingInputError(
+                    f"Vote'n'Rank disables rule {rule.name!r} when scores are missing; "
+                    "fill the cells or use convention='podium' with a missing policy"
+                )
+        if policy is None:
+            allowed = ", ".join(sorted(rule.missing)) or "none"
+            raise RankingInputError(
+                f"scores have {int(np.isnan(raw).sum())} missing cell(s); choose a missing "
+                f"policy for rule {rule.name!r} (it accepts: {allowed})"
+            )
+        if policy not in rule.missing:
+            allowed = ", ".join(sorted(rule.missing)) or "none"
+            raise RankingInputError(
+                f"rule {rule.name!r} cannot rank with missing policy {policy!r} "
+                f"(it accepts: {allowed})"
+            )
+        if convention == "votenrank" and policy == "impute":
+            raise RankingInputError(
+                "Vote'n'Rank has no imputation; use missing='pairwise' or 'median'"
+            )
+    return RuleContext(
+        rule=rule,
+        table=table,
+        tasks=tasks,
+        raw=raw,
+        weights=w[keep],
+        missing=policy,
+        convention=convention,
+        params=dict(params or {}),
+    )

@@ -1,0 +1,188 @@
+"""Positional rules: Plurality, Borda, Dowdall, Threshold, and the Borda eliminations
+Baldwin and Nanson."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from leaderboard.ranking.context import RuleContext
+from leaderboard.ranking.registry import register_rule
+from leaderboard.ranking.result import (
+    TIE_RTOL,
+    RankingResult,
+    result_from_levels,
+    result_from_scores,
+)
+from leaderboard.ranking.table import FloatArray
+
+
+def _block_share(ctx: RuleContext, points: FloatArray) -> FloatArray:
+    """Per system and task, the mean of ``points[position-1]`` over the positions its tie
+    block occupies: tied systems share the points of the places they jointly take."""
+    lo = ctx.positions("min").astype(int)
+    hi = ctx.positions("max").astype(int)
+    cum = np.concatenate([[0.0], np.cumsum(points)])
+    out: FloatArray = (cum[hi] - cum[lo - 1]) / (hi - lo + 1)
+    return out
+
+
+@register_rule(
+    "plurality",
+    description="weighted number of tasks won (a tie for first splits the point)",
+    votenrank=True,
+)
+def plurality(ctx: RuleContext) -> RankingResult:
+    if ctx.votenrank:
+        # Vote'n'Rank: a tie for first gives nobody the point (max rank must be 1).
+        per_task = (ctx.positions("max") <= 1).astype(np.float64)
+    else:
+        points = np.zeros(ctx.n)
+        points[0] = 1.0
+        per_task = _block_share(ctx, points)
+    scores = per_task @ ctx.weights
+    return result_from_scores(
+        rule=ctx.rule.name,
+        systems=ctx.systems,
+        scores=scores.tolist(),
+        higher_is_better=True,
+        details={},
+    )
+
+
+@register_rule(
+    "borda",
+    description="weighted Borda count: systems beaten per task, a tie worth 1/2 "
+    "(with missing='impute', Himmi et al.'s expected count)",
+    missing=("median", "impute"),
+    votenrank=True,
+)
+def borda(ctx: RuleContext) -> RankingResult:
+    if ctx.votenrank:
+        # Vote'n'Rank: n - max_rank, so tied systems all get the lowest share.
+        scores = (ctx.n - ctx.positions("max")) @ ctx.weights
+    else:
+        scores = ctx.pairwise.sum(axis=1)
+    return result_from_scores(
+        rule=ctx.rule.name,
+        systems=ctx.systems,
+        scores=scores.tolist(),
+        higher_is_better=True,
+        details={},
+    )
+
+
+@register_rule(
+    "dowdall",
+    description="weighted Dowdall (Nauru) count: 1/position per task",
+    votenrank=True,
+)
+def dowdall(ctx: RuleContext) -> RankingResult:
+    if ctx.votenrank:
+        per_task = 1.0 / ctx.positions("min")  # Vote'n'Rank: ties take the best position
+    else:
+        per_task = _block_share(ctx, 1.0 / np.arange(1, ctx.n + 1))
+    scores = per_task @ ctx.weights
+    return result_from_scores(
+        rule=ctx.rule.name,
+        systems=ctx.systems,
+        scores=scores.tolist(),
+        higher_is_better=True,
+        details={},
+    )
+
+
+@register_rule(
+    "threshold",
+    description="Threshold rule (Aleskerov et al.): fewest last places, then fewest "
+    "second-to-last, ... (lexicographic)",
+    votenrank=True,
+)
+def threshold(ctx: RuleContext) -> RankingResult:
+    n = ctx.n
+    counts = np.zeros((n, n))  # counts[a, k-1]: weighted tasks where a takes position k
+    if ctx.votenrank:
+        pos = ctx.positions("max").astype(int)
+        for k in range(1, n + 1):
+            counts[:, k - 1] = (pos == k).astype(np.float64) @ ctx.weights
+    else:
+        for k in range(1, n + 1):
+            points = np.zeros(n)
+            points[k - 1] = 1.0
+            counts[:, k - 1] = _block_share(ctx, points) @ ctx.weights
+    scale = max(1.0, float(ctx.weights.sum()))
+    # Lexicographic on (last places, second-to-last, ..., second places), fewer is better;
+    # rounded so that float sums of equal weights compare equal.
+    keys = [tuple(np.round(counts[a, :0:-1] / (scale * TIE_RTOL)).tolist()) for a in range(n)]
+    distinct = sorted(set(keys))
+    levels = [distinct.index(k) for k in keys]
+    return result_from_levels(
+        rule=ctx.rule.name,
+        systems=ctx.systems,
+        levels=levels,
+        scores=None,
+        details={"position_counts": {s: counts[i].tolist() for i, s in enumerate(ctx.systems)}},
+    )
+
+
+def _borda_on(ctx: RuleContext, alive: np.ndarray) -> FloatArray:
+    idx = np.flatnonzero(alive)
+    if ctx.votenrank:
+        sub = ctx.x[idx]
+        # Re-rank among survivors with max-rank ties, as Vote'n'Rank's baldwin_election does.
+        worse_or_equal = (sub[:, None, :] <= sub[None, :, :]).sum(axis=1)  # count b with x_b >= x_a
+        max_rank = worse_or_equal.astype(np.float64)
+        out: FloatArray = (len(idx) - max_rank) @ ctx.weights
+        return out
+    sub_p = ctx.pairwise[np.ix_(idx, idx)]
+    res: FloatArray = sub_p.sum(axis=1)
+    return res
+
+
+def _eliminate(ctx: RuleContext, *, nanson: bool) -> RankingResult:
+    alive = np.ones(ctx.n, dtype=bool)
+    rounds: list[list[str]] = []
+    eliminated_round = np.full(ctx.n, -1)
+    r = 0
+    while True:
+        idx = np.flatnonzero(alive)
+        b = _borda_on(ctx, alive)
+        tol = TIE_RTOL * max(1.0, float(np.abs(b).max()))
+        if b.max() - b.min() <= tol:
+            break  # all survivors tie: they are the winners
+        cut = b.mean() if nanson else b.min()
+        drop = idx[b < cut - tol] if nanson else idx[b <= cut + tol]
+        alive[drop] = False
+        eliminated_round[drop] = r
+        rounds.append(sorted(ctx.systems[i] for i in drop))
+        r += 1
+    # Later elimination = better; survivors best of all.
+    levels = [0 if alive[i] else r - int(eliminated_round[i]) for i in range(ctx.n)]
+    return result_from_levels(
+        rule=ctx.rule.name,
+        systems=ctx.systems,
+        levels=levels,
+        scores=None,
+        details={"eliminated_by_round": rounds},
+    )
+
+
+@register_rule(
+    "baldwin",
+    description="Baldwin: repeatedly drop every system with the lowest Borda score among "
+    "the survivors",
+    missing=("median", "impute"),
+    votenrank=True,
+    condorcet_consistent=True,
+)
+def baldwin(ctx: RuleContext) -> RankingResult:
+    return _eliminate(ctx, nanson=False)
+
+
+@register_rule(
+    "nanson",
+    description="Nanson: repeatedly drop every system with a Borda score below the survivors' mean",
+    missing=("median", "impute"),
+    condorcet_consistent=True,
+)
+def nanson(ctx: RuleContext) -> RankingResult:
+    return _eliminate(ctx, nanson=True)
