@@ -40,18 +40,18 @@ def validation_dir() -> Path:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return  # importing torch costs seconds: only ask when a GPU test was collected
     try:
         import torch
 
         has_gpu = bool(torch.cuda.is_available())
     except ImportError:
         has_gpu = False
-    if has_gpu:
-        return
-    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip_gpu)
+    if not has_gpu:
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
 class CeleryWorker:
