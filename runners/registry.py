@@ -8,6 +8,7 @@ heavy work is imported inside each method's `run`.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -74,10 +75,17 @@ def register_method(
     return decorator
 
 
+def _plugin_modules() -> tuple[str, ...]:
+    """Extra method modules named in PODIUM_METHOD_MODULES (comma-separated), for methods
+    that live outside this repository."""
+    raw = os.environ.get("PODIUM_METHOD_MODULES", "")
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
 def _load() -> None:
     global _loaded
     if not _loaded:
-        for module in METHOD_MODULES:
+        for module in (*METHOD_MODULES, *_plugin_modules()):
             importlib.import_module(module)
         _loaded = True
 

@@ -26,6 +26,18 @@ TASK_RECORD_RESULT = "platform.record_result"
 TASK_RECORD_METRICS = "platform.record_metrics"
 TASK_RECORD_HEARTBEAT = "platform.record_heartbeat"
 
+# Each job has a control queue on the broker: the platform posts "go", "stop" or "cancel"
+# there and the worker running the job polls it between steps. It works on every kombu
+# transport (Redis, the filesystem queue) and needs no database on the GPU side.
+CONTROL_GO = "go"
+CONTROL_STOP = "stop"  # this attempt is stale or the job is finished: stop, report nothing
+CONTROL_CANCEL = "cancel"  # a user cancelled: stop at the next step and report cancelled
+CONTROL_ACTIONS = (CONTROL_GO, CONTROL_STOP, CONTROL_CANCEL)
+
+
+def control_queue_name(job_id: int) -> str:
+    return f"podium.control.{job_id}"
+
 
 _T = TypeVar("_T")
 
@@ -205,11 +217,28 @@ class Heartbeat(Message):
     job_id: int
     attempt: int
     worker: str
+    # The first heartbeat of an attempt claims the job; the platform answers go or stop.
+    claim: bool = False
     step: int = 0
     total_steps: int = 0
     examples_per_second: float = 0.0
     log_tail: str = ""
     schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlMessage(Message):
+    KIND: ClassVar[str] = "control"
+
+    job_id: int
+    attempt: int
+    action: str
+    reason: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.action not in CONTROL_ACTIONS:
+            raise SpecError(f"control.action: {self.action!r} is not one of {CONTROL_ACTIONS}")
 
 
 @dataclass(frozen=True, kw_only=True)

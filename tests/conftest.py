@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,14 +97,36 @@ class CeleryWorker:
         return self.log.read_text(errors="replace")
 
 
+@pytest.fixture(autouse=True)
+def _artifacts_in_tmp(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Keep artifacts written by platform code under the test's own folder."""
+    if request.config.pluginmanager.hasplugin("django"):
+        settings = request.getfixturevalue("settings")
+        settings.MEDIA_ROOT = tmp_path / "var" / "artifacts"
+
+
+def purge_queues() -> None:
+    """Empty the broker's queues so no message from an earlier test reaches this one."""
+    from config.celery import app
+    from runners.spec import GPU_QUEUE, PLATFORM_QUEUE
+
+    with app.connection_for_write() as connection:
+        channel: Any = connection.default_channel
+        for queue in (GPU_QUEUE, PLATFORM_QUEUE):
+            channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+            channel.queue_purge(queue)
+
+
 @pytest.fixture
-def platform_worker(tmp_path: Path, settings: object) -> Iterator[CeleryWorker]:
+def platform_worker(tmp_path: Path, transactional_db: None) -> Iterator[CeleryWorker]:
     """A worker process for the platform queue, on the test database and broker."""
     from django.db import connection
 
+    purge_queues()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "platform")])
     env["PODIUM_ENV"] = "test"
+    env["PODIUM_VAR_DIR"] = str(tmp_path / "var")
     db = connection.settings_dict
     if db["ENGINE"].endswith("postgresql"):
         env["DATABASE_URL"] = (

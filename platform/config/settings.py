@@ -151,7 +151,11 @@ if CELERY_BROKER_URL.startswith("filesystem"):
     QUEUE_DIR.mkdir(parents=True, exist_ok=True)
     (VAR_DIR / "results").mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
-    {"data_folder_in": str(QUEUE_DIR), "data_folder_out": str(QUEUE_DIR)}
+    {
+        "data_folder_in": str(QUEUE_DIR),
+        "data_folder_out": str(QUEUE_DIR),
+        "control_folder": str(VAR_DIR / "queue-control"),
+    }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {
         # Longer than the longest job, so Redis never redelivers a running GPU job.
@@ -178,7 +182,17 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# The platform's periodic tasks (run by `celery beat`).
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "platform.reap_stale_jobs", "schedule": 30.0},
+}
+
 # --- Podium -----------------------------------------------------------------------------
+# A running job whose worker has been silent this long is requeued (or failed when its
+# attempts are used up). Workers send a heartbeat every PODIUM_HEARTBEAT_INTERVAL_S.
+PODIUM_HEARTBEAT_TIMEOUT_S = env_int("PODIUM_HEARTBEAT_TIMEOUT_S", default=120)
+# Jobs a user may have dispatched at once; more wait, queued, for a free slot.
+PODIUM_MAX_ACTIVE_JOBS_PER_USER = env_int("PODIUM_MAX_ACTIVE_JOBS_PER_USER", default=8)
 # Local benchmark data in the hub's field format: <dir>/<benchmark>/<task>/<split>.jsonl.
 PODIUM_DATA_DIR = env_str("PODIUM_DATA_DIR", default="")
 

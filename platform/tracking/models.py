@@ -62,6 +62,10 @@ class Run(models.Model):
     # and hardware: everything needed to say where a number came from.
     spec = models.JSONField(default=dict, blank=True)
     provenance = models.JSONField(default=dict, blank=True)
+    # Wall time, peak accelerator and host memory, throughput, trainable parameters.
+    system = models.JSONField(default=dict, blank=True)
+    # Scores beyond the task's metrics, e.g. DyLoRA's score at each evaluated rank.
+    extra_scores = models.JSONField(default=dict, blank=True)
     code_version = models.CharField(max_length=100, blank=True)
     description = models.TextField(blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="runs")
@@ -184,13 +188,20 @@ class Job(models.Model):
     max_attempts = models.PositiveIntegerField(default=3)
     resources = models.JSONField(default=dict, blank=True, help_text="e.g. {'gpus': 1}")
     time_limit_s = models.PositiveIntegerField(default=6 * 3600)
+    # A job whose heartbeat continues but whose step has not moved for this long is stopped.
+    stall_limit_s = models.PositiveIntegerField(default=30 * 60)
+    # Null while the job waits for a slot under its owner's concurrency limit.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
     progress = models.JSONField(default=dict, blank=True)
     log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["heartbeat_at"], name="job_heartbeat_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(attempts__lte=models.F("max_attempts")),

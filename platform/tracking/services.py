@@ -13,8 +13,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.models import Backbone, Method, SuiteVersion, Task
-from tracking.models import Job, ProvenanceTier, Run, RunTransition, Score, Tag, Visibility
+from catalog.models import Backbone, Method, Task
+from tracking.models import ProvenanceTier, Run, RunTransition, Score, Tag, Visibility
 from tracking.status import FINAL_STATUSES, InvalidTransition, RunStatus, can_transition
 
 
@@ -35,7 +35,7 @@ def _set_tags(*, run: Run, tags: Iterable[str]) -> None:
     run.tags.set([Tag.objects.get_or_create(name=name)[0] for name in names])
 
 
-def _record_transition(*, run: Run, from_status: str, reason: str) -> None:
+def record_transition(*, run: Run, from_status: str, reason: str) -> None:
     RunTransition.objects.create(
         run=run, from_status=from_status, to_status=run.status, reason=reason
     )
@@ -100,7 +100,7 @@ def run_create_external(
         started_at=now,
         finished_at=now,
     )
-    _record_transition(run=run, from_status="", reason="external run recorded")
+    record_transition(run=run, from_status="", reason="external run recorded")
     Score.objects.bulk_create(
         Score(
             run=run,
@@ -112,55 +112,6 @@ def run_create_external(
     )
     _set_tags(run=run, tags=tags)
     return run
-
-
-@transaction.atomic
-def runs_request(
-    *,
-    owner: User,
-    method: Method,
-    backbone: Backbone,
-    config: Mapping[str, Any],
-    seeds: Iterable[int],
-    task: Task | None = None,
-    suite_version: SuiteVersion | None = None,
-    visibility: str = Visibility.PUBLIC,
-    max_attempts: int = 3,
-) -> list[Run]:
-    """Ask Podium to execute a method: one queued run (with its job) per task and seed."""
-    if (task is None) == (suite_version is None):
-        raise RunInputError("Give exactly one of task or suite_version.")
-    if not method.executable:
-        raise RunInputError(f"method: {method.key} only records external results.")
-    seed_list = list(dict.fromkeys(seeds))
-    if not seed_list:
-        raise RunInputError("seeds: give at least one seed.")
-    tasks = (
-        [task]
-        if task is not None
-        else [item.task for item in suite_version.items.select_related("task")]  # type: ignore[union-attr]
-    )
-    fingerprint = config_fingerprint(config)
-    runs: list[Run] = []
-    for each_task in tasks:
-        for seed in seed_list:
-            run = Run.objects.create(
-                owner=owner,
-                method=method,
-                backbone=backbone,
-                task=each_task,
-                suite_version=suite_version,
-                config=dict(config),
-                config_hash=fingerprint,
-                seed=seed,
-                status=RunStatus.QUEUED,
-                visibility=visibility,
-                provenance_tier=ProvenanceTier.EXECUTED,
-            )
-            Job.objects.create(run=run, max_attempts=max_attempts)
-            _record_transition(run=run, from_status="", reason="requested")
-            runs.append(run)
-    return runs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,5 +141,5 @@ def run_transition(*, run_id: int, to: str, reason: str = "") -> TransitionResul
     if to in FINAL_STATUSES:
         run.finished_at = now
     run.save(update_fields=["status", "status_reason", "started_at", "finished_at", "updated_at"])
-    _record_transition(run=run, from_status=previous, reason=reason)
+    record_transition(run=run, from_status=previous, reason=reason)
     return TransitionResult(run=run, changed=True)

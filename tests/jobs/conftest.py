@@ -1,0 +1,143 @@
+"""Fixtures for job tests: the catalog, a method and backbone, real GPU-worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from catalog.models import Backbone, BackboneSource, Method, Task
+from tests.conftest import REPO_ROOT, CeleryWorker
+from tests.factories import UserFactory
+
+STEPPER = "tests.jobs.stepping_method"
+
+
+def wait_until(
+    condition: Callable[[], object], *, timeout: float = 60, what: str | Callable[[], str] = ""
+) -> None:
+    """Poll a condition the system under test will make true; fail with `what` on timeout
+    (a callable is evaluated then, so it can show the workers' logs at that moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    described = what() if callable(what) else what
+    pytest.fail(f"timed out after {timeout} s waiting for {described or condition}")
+
+
+class GpuWorker:
+    """A real `celery -A gpu_worker.app worker` process (no Django, no database)."""
+
+    def __init__(self, *, env: dict[str, str], log: Path, name: str) -> None:
+        self.log = log
+        self._log_handle = log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "gpu_worker.app",
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "-Q",
+                "gpu",
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=20)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log_handle.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_gpu_worker(tmp_path: Path) -> Iterator[Callable[[], GpuWorker]]:
+    workers: list[GpuWorker] = []
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(
+        PYTHONPATH=str(REPO_ROOT),
+        PODIUM_METHOD_MODULES=STEPPER,
+        PODIUM_HEARTBEAT_INTERVAL_S="0.3",
+        PODIUM_CLAIM_TIMEOUT_S="15",
+        PODIUM_WORK_DIR=str(tmp_path / "work"),
+    )
+
+    def start() -> GpuWorker:
+        worker = GpuWorker(
+            env=env, log=tmp_path / f"gpu-{len(workers)}.log", name=f"gpu{len(workers)}"
+        )
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def catalog(transactional_db: None) -> None:
+    call_command("load_catalog", verbosity=0)
+
+
+@pytest.fixture
+def sst2(catalog: None) -> Task:
+    return Task.objects.get(benchmark__key="glue", key="sst2", is_current=True)
+
+
+@pytest.fixture
+def stepper_method(transactional_db: None) -> Method:
+    return Method.objects.create(key="test-stepper", name="Test stepper", executable=True)
+
+
+@pytest.fixture
+def majority_method(transactional_db: None) -> Method:
+    return Method.objects.create(key="majority", name="Majority class", executable=True)
+
+
+@pytest.fixture
+def no_backbone(transactional_db: None) -> Backbone:
+    return Backbone.objects.create(
+        key="none", name="No backbone", source=BackboneSource.PACKAGE, package="none"
+    )
+
+
+@pytest.fixture
+def owner(transactional_db: None) -> object:
+    return UserFactory.create(username="researcher")
+
+
+__all__ = ["CeleryWorker", "GpuWorker", "wait_until"]
