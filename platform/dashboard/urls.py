@@ -9,4 +9,5 @@ urlpatterns = [
     path("benchmarks/<slug:key>/", views.benchmark_detail, name="benchmark"),
     path("benchmarks/<slug:benchmark>/<slug:key>/", views.task_detail, name="task"),
     path("suites/<slug:key>/", views.suite_detail, name="suite"),
+    path("jobs/", views.job_queue_page, name="jobs"),
 ]

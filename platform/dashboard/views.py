@@ -15,7 +15,7 @@ from catalog.selectors import (
 )
 from dashboard.selectors import suite_leaderboard
 from tracking.models import Run
-from tracking.selectors import visible_runs_filter
+from tracking.selectors import job_queue, visible_runs_filter
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -61,3 +61,7 @@ def suite_detail(request: HttpRequest, key: str) -> HttpResponse:
         "dashboard/suite.html",
         {"suite": suite, "version": version, "items": items, "board": board},
     )
+
+
+def job_queue_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/jobs.html", {"queue": job_queue()})

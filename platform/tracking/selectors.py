@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Avg, Count, Q, StdDev
+from django.utils import timezone
 
 from catalog.models import Backbone, Method
-from tracking.models import Run, Score, Visibility
+from tracking.models import Job, Run, Score, Visibility
 from tracking.status import RunStatus
 
 
@@ -114,3 +117,67 @@ def system_scores(
         system.method = methods[method_id]
         system.backbone = backbones[backbone_id]
     return sorted(systems.values(), key=lambda s: s.label)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueuedJob:
+    job: Job
+    position: int  # 1 = next to start
+    estimated_start: datetime | None  # None until Podium has timed a finished job
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobQueue:
+    queued: list[QueuedJob]
+    running: list[Job]
+    failed: list[Job]
+    active_workers: int
+    typical_duration: timedelta | None
+
+
+def job_queue(*, now: datetime | None = None, failed_limit: int = 20) -> JobQueue:
+    """What the queue page shows: waiting jobs with position and estimated start, running
+    jobs with worker, heartbeat and progress, and recent failures with their reason."""
+    now = now or timezone.now()
+    related = ("run__method", "run__backbone", "run__task__benchmark", "run__owner")
+    queued_jobs = list(
+        Job.objects.filter(run__status=RunStatus.QUEUED)
+        .select_related(*related)
+        .order_by("created_at", "id")
+    )
+    running = list(
+        Job.objects.filter(run__status__in=(RunStatus.RUNNING, RunStatus.CANCELLING))
+        .select_related(*related)
+        .order_by("run__started_at", "id")
+    )
+    failed = list(
+        Job.objects.filter(run__status=RunStatus.FAILED)
+        .select_related(*related)
+        .order_by("-run__finished_at")[:failed_limit]
+    )
+    recent = Run.objects.filter(
+        status=RunStatus.SUCCEEDED, job__isnull=False, started_at__isnull=False
+    ).order_by("-finished_at")[:50]
+    durations = [r.finished_at - r.started_at for r in recent if r.finished_at and r.started_at]
+    typical = sum(durations, timedelta()) / len(durations) if durations else None
+    alive_since = now - timedelta(seconds=settings.PODIUM_HEARTBEAT_TIMEOUT_S)
+    workers = len(
+        {job.worker for job in running if job.heartbeat_at and job.heartbeat_at > alive_since}
+    )
+    slots = max(workers, 1)
+    queued = [
+        QueuedJob(
+            job=job,
+            position=index + 1,
+            # Each slot finishes a job per typical duration; ours starts after those ahead.
+            estimated_start=(now + typical * (index // slots + 1)) if typical else None,
+        )
+        for index, job in enumerate(queued_jobs)
+    ]
+    return JobQueue(
+        queued=queued,
+        running=running,
+        failed=failed,
+        active_workers=workers,
+        typical_duration=typical,
+    )

@@ -315,3 +315,56 @@ def test_bad_requests_are_refused_and_nothing_is_created(
         request_job(**kwargs)
     assert not Run.objects.exists()
     assert not Job.objects.exists()
+
+
+def test_queue_page_shows_position_worker_heartbeat_and_failures(
+    request_job: Callable[..., Run],
+    client: Any,
+    settings: Settings,
+    django_assert_max_num_queries: Any,
+) -> None:
+    settings.PODIUM_MAX_ACTIVE_JOBS_PER_USER = 3
+    first = request_job(seeds=[1, 2, 3, 4])
+    runs = list(Run.objects.filter(owner=first.owner).order_by("seed"))
+    beat(runs[0], claim=True, step=7)
+    Job.objects.filter(run=runs[0]).update(
+        progress={"step": 7, "total_steps": 50, "examples_per_second": 12.5}
+    )
+    beat(runs[1], claim=True)
+    job_record_result(result=result(runs[1], outcome="failed", error="CUDA out of memory"))
+
+    from tracking.selectors import job_queue
+
+    queue = job_queue()
+    assert [(q.position, q.job.run.seed) for q in queue.queued] == [(1, 3), (2, 4)]
+    assert queue.queued[1].job.dispatched_at is None  # over the owner's limit of 3
+    assert queue.queued[0].estimated_start is None  # nothing timed yet
+    with django_assert_max_num_queries(10):
+        page = client.get("/jobs/").content.decode()
+    assert "w1" in page
+    assert "7 / 50" in page
+    assert "12.5" in page
+    assert "CUDA out of memory" in page
+    assert "waiting for a slot" in page
+
+
+def test_estimated_start_follows_typical_duration(request_job: Callable[..., Run]) -> None:
+    done = request_job(seeds=[1])
+    beat(done, claim=True)
+    job_record_result(result=result(done))
+    Run.objects.filter(pk=done.pk).update(
+        started_at=timezone.now() - timedelta(minutes=10), finished_at=timezone.now()
+    )
+    request_job(seeds=[2])
+    request_job(seeds=[3])
+    from tracking.selectors import job_queue
+
+    now = timezone.now()
+    queue = job_queue(now=now)
+    assert queue.typical_duration is not None
+    assert abs(queue.typical_duration.total_seconds() - 600) < 5
+    starts = [q.estimated_start for q in queue.queued]
+    assert starts[0] is not None
+    assert starts[1] is not None
+    assert abs((starts[0] - now).total_seconds() - 600) < 5
+    assert abs((starts[1] - now).total_seconds() - 1200) < 5
