@@ -8,6 +8,9 @@ PY := $(VENV)/bin/python
 STAMP_WEB := $(VENV)/.installed-web
 STAMP_WORKER := $(VENV)/.installed-worker
 PORT ?= 8000
+# The demo trains MiniLM, so it needs the training stack; set DEMO_STAMP to $(STAMP_WEB)
+# to run only the model-free baselines.
+DEMO_STAMP ?= $(STAMP_WORKER)
 
 # Real benchmark samples and validation leaderboards, by location; nothing is copied in.
 export PODIUM_DATA_DIR ?= $(abspath ../shared/data)
@@ -45,16 +48,22 @@ $(STAMP_WORKER): pyproject.toml $(STAMP_WEB)
 
 install-worker: $(STAMP_WORKER)
 
-demo: $(STAMP_WEB)
+# The demo runs on embedded defaults: SQLite and the filesystem queue under var/, served
+# by a platform worker and a GPU worker process started here (no Redis, no PostgreSQL).
+DEMO_ENV := env -u DATABASE_URL CELERY_BROKER_URL=filesystem:// PODIUM_QUEUE_DIR=$(CURDIR)/var/queue
+demo: $(DEMO_STAMP)
 	@$(PY) -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' $(PORT) 2>/dev/null \
 	  || { echo "make demo: port $(PORT) is busy; run 'make demo PORT=8001'."; exit 1; }
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_catalog
-	@set -e; \
-	$(VENV)/bin/celery -A config worker --pool=solo --loglevel=WARNING -Q platform,gpu -n demo@%h & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
-	echo ""; echo "Podium is serving at http://127.0.0.1:$(PORT)/ (admin: /admin/, health: /healthz). Ctrl-C stops it."; echo ""; \
-	$(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput
+	$(DEMO_ENV) $(PY) manage.py load_catalog
+	@set -e; mkdir -p var/log; \
+	$(DEMO_ENV) $(VENV)/bin/celery -A config worker --pool=solo --loglevel=INFO -Q platform -n platform@%h >var/log/platform-worker.log 2>&1 & platform=$$!; \
+	$(DEMO_ENV) $(VENV)/bin/celery -A gpu_worker.app worker --pool=solo --loglevel=INFO -Q gpu -n gpu@%h >var/log/gpu-worker.log 2>&1 & gpu=$$!; \
+	trap 'kill $$platform $$gpu 2>/dev/null; wait $$platform $$gpu 2>/dev/null' EXIT INT TERM; \
+	echo "Workers started (logs in var/log/). Running the demo jobs:"; \
+	$(DEMO_ENV) $(PY) manage.py demo; \
+	echo ""; echo "Podium is serving at http://127.0.0.1:$(PORT)/ (jobs: /jobs/, admin: /admin/). Ctrl-C stops it."; echo ""; \
+	$(DEMO_ENV) $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
 
 test: $(STAMP_WEB)
 	@set -euo pipefail; \

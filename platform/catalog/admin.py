@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -16,6 +17,7 @@ from catalog.models import (
     Backbone,
     Baseline,
     Benchmark,
+    GoldSplit,
     ImmutableSuiteVersion,
     Method,
     Suite,
@@ -148,3 +150,48 @@ class BaselineAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class TaskMetricAdmin(ReadOnlyAdmin):
     search_fields = ["key", "task__key"]
     list_display = ["task", "key", "higher_is_better", "group"]
+
+
+class GoldSplitUploadForm(forms.ModelForm):  # type: ignore[type-arg]
+    file = forms.FileField(help_text="JSONL in the hub's field format, one example per line.")
+    user: Any = None  # set per request by GoldSplitAdmin.get_form
+
+    class Meta:
+        model = GoldSplit
+        fields = ["task", "split"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        task, split, upload = cleaned.get("task"), cleaned.get("split"), cleaned.get("file")
+        if task is not None and split and upload is not None:
+            # Imported here: tracking depends on catalog, not the other way round at import.
+            from tracking.rescoring import gold_split_upload
+            from tracking.services import RunInputError
+
+            try:
+                self.instance = gold_split_upload(
+                    task=task, split=split, content=upload.read(), uploaded_by=self.user
+                )
+            except RunInputError as error:
+                raise forms.ValidationError(str(error)) from None
+        return cleaned
+
+
+@admin.register(GoldSplit)
+class GoldSplitAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Private gold labels: uploaded here, used for scoring, never shown or served."""
+
+    form = GoldSplitUploadForm
+    list_display = ["task", "split", "rows", "sha256", "uploaded_by", "uploaded_at"]
+    readonly_fields = ["rows", "sha256", "uploaded_by", "uploaded_at"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user  # type: ignore[attr-defined]
+        return form
+
+    def save_model(self, request: HttpRequest, obj: GoldSplit, form: Any, change: bool) -> None:
+        # gold_split_upload already stored the file and the row during validation.
+        return None

@@ -305,3 +305,30 @@ class Baseline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} on {self.metric}: {self.value}"
+
+
+class GoldSplit(models.Model):
+    """Gold labels of a split uploaded by staff and kept private.
+
+    The file lives under PODIUM_PRIVATE_DIR in the same layout as PODIUM_DATA_DIR
+    (<local_path>/<split>.jsonl), outside MEDIA_ROOT, so it is used for scoring on the
+    server and never served by the API, the dashboard or an export.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="gold_splits")
+    split = models.CharField(max_length=64)
+    rows = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    uploaded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["task", "split"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "split"], name="goldsplit_unique_split"),
+        ]
+
+    def __str__(self) -> str:
+        return f"private gold: {self.task} {self.split} ({self.rows} rows)"

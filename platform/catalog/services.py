@@ -11,6 +11,7 @@ from django.utils import timezone
 from catalog.models import (
     Benchmark,
     ImmutableSuiteVersion,
+    Method,
     Suite,
     SuiteTask,
     SuiteVersion,
@@ -198,3 +199,34 @@ def suite_version_create_next(*, suite: Suite) -> SuiteVersion:
             for item in latest.items.all()
         )
     return version
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodDefinition:
+    """What the platform stores of a registered method (runners.registry.MethodInfo)."""
+
+    key: str
+    name: str
+    description: str
+    paper_url: str
+    schema: dict[str, object]
+
+
+@transaction.atomic
+def methods_sync(*, methods: Sequence[MethodDefinition]) -> list[str]:
+    """Create or update the executable methods that the runners register; returns new keys."""
+    created_keys = []
+    for method in methods:
+        _, created = Method.objects.update_or_create(
+            key=method.key,
+            defaults={
+                "name": method.name,
+                "description": method.description,
+                "paper_url": method.paper_url,
+                "hyperparameter_schema": method.schema,
+                "executable": True,
+            },
+        )
+        if created:
+            created_keys.append(method.key)
+    return created_keys

@@ -195,6 +195,8 @@ PODIUM_HEARTBEAT_TIMEOUT_S = env_int("PODIUM_HEARTBEAT_TIMEOUT_S", default=120)
 PODIUM_MAX_ACTIVE_JOBS_PER_USER = env_int("PODIUM_MAX_ACTIVE_JOBS_PER_USER", default=8)
 # Local benchmark data in the hub's field format: <dir>/<benchmark>/<task>/<split>.jsonl.
 PODIUM_DATA_DIR = env_str("PODIUM_DATA_DIR", default="")
+# Staff-uploaded private gold labels, same layout; never under MEDIA_ROOT, never served.
+PODIUM_PRIVATE_DIR = Path(env_str("PODIUM_PRIVATE_DIR", default=str(VAR_DIR / "private")))
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -109,3 +109,17 @@ def test_load_command_reports_a_broken_file_in_one_line(tmp_path: object) -> Non
         call_command("load_catalog", directory=folder)
     assert "glue.yaml" in str(excinfo.value)
     assert not Task.objects.exists()
+
+
+def test_load_command_registers_the_runners_methods_with_their_schemas() -> None:
+    from catalog.models import Method
+    from runners.registry import get_method
+
+    call_command("load_catalog", stdout=StringIO())
+    majority = Method.objects.get(key="majority")
+    assert majority.executable
+    assert majority.hyperparameter_schema == dict(get_method("majority").schema)
+    Method.objects.filter(key="majority").update(name="renamed by hand")
+    call_command("load_catalog", stdout=StringIO())
+    assert Method.objects.get(key="majority").name == "Majority class"
+    assert Method.objects.filter(key="majority").count() == 1
