@@ -59,7 +59,7 @@ demo: $(DEMO_STAMP)
 	@set -e; mkdir -p var/log; \
 	$(DEMO_ENV) $(VENV)/bin/celery -A config worker --pool=solo --loglevel=INFO -Q platform -n platform@%h >var/log/platform-worker.log 2>&1 & platform=$$!; \
 	$(DEMO_ENV) $(VENV)/bin/celery -A gpu_worker.app worker --pool=solo --loglevel=INFO -Q gpu -n gpu@%h >var/log/gpu-worker.log 2>&1 & gpu=$$!; \
-	trap 'kill $$platform $$gpu 2>/dev/null; wait $$platform $$gpu 2>/dev/null' EXIT INT TERM; \
+	trap 'kill -QUIT $$platform $$gpu 2>/dev/null; wait $$platform $$gpu 2>/dev/null' EXIT INT TERM; \
 	echo "Workers started (logs in var/log/). Running the demo jobs:"; \
 	$(DEMO_ENV) $(PY) manage.py demo; \
 	echo ""; echo "Podium is serving at http://127.0.0.1:$(PORT)/ (jobs: /jobs/, admin: /admin/). Ctrl-C stops it."; echo ""; \
