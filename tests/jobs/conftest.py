@@ -120,12 +120,18 @@ def sst2(catalog: None) -> Task:
 
 @pytest.fixture
 def stepper_method(transactional_db: None) -> Method:
-    return Method.objects.create(key="test-stepper", name="Test stepper", executable=True)
+    method, _ = Method.objects.update_or_create(
+        key="test-stepper", defaults={"name": "Test stepper", "executable": True}
+    )
+    return method
 
 
 @pytest.fixture
 def majority_method(transactional_db: None) -> Method:
-    return Method.objects.create(key="majority", name="Majority class", executable=True)
+    method, _ = Method.objects.update_or_create(
+        key="majority", defaults={"name": "Majority class", "executable": True}
+    )
+    return method
 
 
 @pytest.fixture
