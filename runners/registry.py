@@ -19,11 +19,7 @@ if TYPE_CHECKING:
 MethodRun = Callable[["JobContext"], "MethodOutput"]
 
 # Modules whose import registers methods; each keeps torch out of its top level.
-METHOD_MODULES: tuple[str, ...] = (
-    "runners.methods.baselines",
-    "runners.methods.finetuning",
-    "runners.methods.decoder_eval",
-)
+METHOD_MODULES: tuple[str, ...] = ("runners.methods.baselines",)
 
 
 @dataclass(frozen=True, kw_only=True)
