@@ -101,8 +101,11 @@ class CeleryWorker:
 def _artifacts_in_tmp(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Keep artifacts written by platform code under the test's own folder."""
     if request.config.pluginmanager.hasplugin("django"):
+        from django.core.cache import cache
+
         settings = request.getfixturevalue("settings")
         settings.MEDIA_ROOT = tmp_path / "var" / "artifacts"
+        cache.clear()  # computed leaderboards must not leak from one test into another
 
 
 def purge_queues() -> None:

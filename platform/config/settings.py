@@ -111,6 +111,18 @@ def _database_config() -> dict[str, Any]:
 
 
 DATABASES = {"default": _database_config()}
+
+
+def _cache_config() -> dict[str, Any]:
+    url = env_str("CACHE_URL", default="")
+    if url.startswith("redis"):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "podium"}
+
+
+# Computed leaderboards are cached; their keys change whenever their runs change.
+CACHES = {"default": _cache_config()}
+LOGIN_URL = "admin:login"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,16 +1,30 @@
-"""Leaderboard tables for the dashboard, built from the tracking selectors."""
+"""Suite leaderboards: systems' seed means per task, the official score, and a ranking rule.
+
+Every leaderboard is computed by the ranking engine (leaderboard.ranking) for the chosen
+rule, cached under a key that includes a fingerprint of the suite's runs, so any change to
+those runs (a new run, a status or visibility change) recomputes it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
+from django.db.models import Count, Max
 
 from catalog.models import SuiteVersion, Task
 from catalog.selectors import suite_version_items
-from leaderboard.catalog import get_benchmark
-from leaderboard.suite_score import SuiteScore, suite_score
-from tracking.selectors import SeedAggregate, SystemScores, system_scores
+from leaderboard.catalog import get_benchmark, get_task
+from leaderboard.ranking import RULES, RankingInputError, RankingResult, ScoreTable, rank
+from leaderboard.suite_score import SuiteScore, suite_score, task_score
+from tracking.models import Run
+from tracking.selectors import SeedAggregate, SystemScores, system_scores, visible_runs_filter
+
+OFFICIAL = "official"
+CACHE_SECONDS = 3600
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,6 +33,7 @@ class LeaderboardColumn:
     metric_key: str
     metric_name: str
     higher_is_better: bool
+    weight: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +41,8 @@ class LeaderboardRow:
     system: SystemScores
     cells: tuple[SeedAggregate | None, ...]  # one per column; None where no score
     official: SuiteScore | None  # the benchmark's own suite score, for official suites
+    rank: int | None  # under the chosen rule; None where the rule leaves a system unranked
+    rule_score: float | None
 
     @property
     def complete(self) -> bool:
@@ -37,14 +54,78 @@ class SuiteBoard:
     columns: tuple[LeaderboardColumn, ...]
     rows: tuple[LeaderboardRow, ...]
     official_score_name: str  # "" where the suite has no official score
+    rule: str
+    missing: str
+    winners: tuple[str, ...]
+    error: str  # why the rule could not rank this table, with what to try instead
+    result: RankingResult | None
+    table: ScoreTable | None
+
+
+def leaderboard_rules() -> list[str]:
+    return [OFFICIAL, *sorted(RULES)]
+
+
+def _runs_fingerprint(
+    *, task_ids: list[int], viewer: AbstractBaseUser | AnonymousUser | None
+) -> str:
+    stamp = Run.objects.filter(visible_runs_filter(viewer=viewer), task_id__in=task_ids).aggregate(
+        count=Count("id"), last=Max("updated_at")
+    )
+    return f"{stamp['count']}-{stamp['last'].isoformat() if stamp['last'] else ''}"
+
+
+def _task_scores(system: SystemScores, columns: list[LeaderboardColumn]) -> list[float]:
+    """Each task's score for ranking: the benchmark's own task score (paired metrics
+    averaged, as its official score does), NaN where the system has none."""
+    values = []
+    for column in columns:
+        definition = get_task(benchmark=column.task.benchmark.key, key=column.task.key)
+        benchmark = get_benchmark(key=column.task.benchmark.key)
+        metrics = {
+            key: aggregate.mean
+            for (task_id, key), aggregate in system.scores.items()
+            if task_id == column.task.pk
+        }
+        score = task_score(task=definition, metrics=metrics, method=benchmark.suite_score)
+        values.append(math.nan if score is None else score)
+    return values
 
 
 def suite_leaderboard(
-    *, suite_version: SuiteVersion, viewer: AbstractBaseUser | AnonymousUser | None
+    *,
+    suite_version: SuiteVersion,
+    viewer: AbstractBaseUser | AnonymousUser | None,
+    rule: str = OFFICIAL,
+    missing: str = "",
 ) -> SuiteBoard:
-    """Every system's seed-mean primary metric on each task of a suite version."""
+    """The leaderboard of a suite version under `rule` (and missing-score policy)."""
+    items = list(suite_version_items(suite_version=suite_version))
+    task_ids = [item.task.pk for item in items]
+    scope = f"user{viewer.pk}" if viewer is not None and viewer.is_authenticated else "public"
+    runs = _runs_fingerprint(task_ids=task_ids, viewer=viewer)
+    key_source = f"{suite_version.pk}:{rule}:{missing}:{scope}:{runs}"
+    key = "suite-board:" + hashlib.sha256(key_source.encode()).hexdigest()
+    cached: SuiteBoard | None = cache.get(key)
+    if cached is not None:
+        return cached
+    board = _compute(
+        suite_version=suite_version, items=items, viewer=viewer, rule=rule, missing=missing
+    )
+    cache.set(key, board, CACHE_SECONDS)
+    return board
+
+
+def _compute(
+    *,
+    suite_version: SuiteVersion,
+    items: list,  # type: ignore[type-arg]
+    viewer: AbstractBaseUser | AnonymousUser | None,
+    rule: str,
+    missing: str,
+) -> SuiteBoard:
     columns: list[LeaderboardColumn] = []
-    for item in suite_version_items(suite_version=suite_version):
+    for item in items:
         primary = next(m for m in item.task.metrics.all() if m.key == item.task.primary_metric)
         columns.append(
             LeaderboardColumn(
@@ -52,13 +133,15 @@ def suite_leaderboard(
                 metric_key=primary.key,
                 metric_name=primary.name,
                 higher_is_better=primary.higher_is_better,
+                weight=item.weight,
             )
         )
     systems = system_scores(task_ids=[c.task.pk for c in columns], viewer=viewer)
     official_key = str(suite_version.aggregation.get("official_score", ""))
     benchmark = get_benchmark(key=official_key) if official_key else None
     task_keys = {c.task.pk: c.task.key for c in columns}
-    rows = []
+
+    officials: list[SuiteScore | None] = []
     for system in systems:
         official = None
         if benchmark is not None:
@@ -66,23 +149,60 @@ def suite_leaderboard(
             for (task_id, metric_key), aggregate in system.scores.items():
                 results.setdefault(task_keys[task_id], {})[metric_key] = aggregate.mean
             official = suite_score(benchmark=benchmark, results=results)
-        rows.append(
-            LeaderboardRow(
-                system=system,
-                cells=tuple(system.scores.get((c.task.pk, c.metric_key)) for c in columns),
-                official=official,
+        officials.append(official)
+
+    labels = [s.label for s in systems]
+    table: ScoreTable | None = None
+    result: RankingResult | None = None
+    error = ""
+    if systems and columns:
+        table = ScoreTable.build(
+            systems=labels,
+            tasks=[c.task.key for c in columns],
+            scores=[_task_scores(system, columns) for system in systems],
+            lower_is_better=[c.task.key for c in columns if not c.higher_is_better],
+        )
+    if table is not None and rule != OFFICIAL:
+        try:
+            result = rank(
+                table,
+                rule=rule,
+                weights={c.task.key: c.weight for c in columns},
+                missing=missing or None,
+            )
+        except (RankingInputError, KeyError, ValueError) as problem:
+            error = str(problem).strip("'\"")
+    ranks = {e.system: (e.rank, e.score) for e in result.ranking} if result else {}
+
+    rows = [
+        LeaderboardRow(
+            system=system,
+            cells=tuple(system.scores.get((c.task.pk, c.metric_key)) for c in columns),
+            official=official,
+            rank=ranks.get(system.label, (None, None))[0],
+            rule_score=ranks.get(system.label, (None, None))[1],
+        )
+        for system, official in zip(systems, officials, strict=True)
+    ]
+    if result is not None:
+        rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.system.label))
+    else:
+        # The official score orders the table; systems without one (incomplete) follow.
+        rows.sort(
+            key=lambda r: (
+                r.official is None or r.official.value is None,
+                -(r.official.value or 0.0) if r.official else 0.0,
+                r.system.label,
             )
         )
-    # The official score orders the table; systems without one (incomplete) follow.
-    rows.sort(
-        key=lambda r: (
-            r.official is None or r.official.value is None,
-            -(r.official.value or 0.0) if r.official else 0.0,
-            r.system.label,
-        )
-    )
     return SuiteBoard(
         columns=tuple(columns),
         rows=tuple(rows),
         official_score_name=f"{benchmark.name} score" if benchmark else "",
+        rule=rule,
+        missing=missing,
+        winners=result.winners if result else (),
+        error=error,
+        result=result,
+        table=table,
     )

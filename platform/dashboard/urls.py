@@ -9,5 +9,7 @@ urlpatterns = [
     path("benchmarks/<slug:key>/", views.benchmark_detail, name="benchmark"),
     path("benchmarks/<slug:benchmark>/<slug:key>/", views.task_detail, name="task"),
     path("suites/<slug:key>/", views.suite_detail, name="suite"),
+    path("suites/<slug:key>/freeze/", views.suite_freeze, name="suite-freeze"),
+    path("snapshots/<uuid:uuid>/", views.snapshot_detail, name="snapshot"),
     path("jobs/", views.job_queue_page, name="jobs"),
 ]

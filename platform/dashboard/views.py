@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from catalog.models import Benchmark, Suite, Task
 from catalog.selectors import (
@@ -13,8 +15,10 @@ from catalog.selectors import (
     suite_version_items,
     suite_version_latest,
 )
-from dashboard.selectors import suite_leaderboard
-from tracking.models import Run
+from dashboard.selectors import OFFICIAL, leaderboard_rules, suite_leaderboard
+from dashboard.snapshots import snapshot_bibtex, snapshot_freeze
+from leaderboard.ranking import MISSING_POLICIES
+from tracking.models import LeaderboardSnapshot, Run
 from tracking.selectors import job_queue, visible_runs_filter
 
 
@@ -51,15 +55,80 @@ def task_detail(request: HttpRequest, benchmark: str, key: str) -> HttpResponse:
     return render(request, "dashboard/task.html", {"task": task, "versions": versions})
 
 
+def _board_options(request: HttpRequest) -> tuple[str, str] | HttpResponse:
+    rule = request.GET.get("rule", OFFICIAL)
+    missing = request.GET.get("missing", "")
+    if rule not in leaderboard_rules():
+        return HttpResponseBadRequest(
+            f"Unknown rule {rule!r}; choose one of {', '.join(leaderboard_rules())}.",
+            content_type="text/plain",
+        )
+    if missing and missing not in MISSING_POLICIES:
+        return HttpResponseBadRequest(
+            f"Unknown missing-score policy {missing!r}; choose one of "
+            f"{', '.join(MISSING_POLICIES)}.",
+            content_type="text/plain",
+        )
+    return rule, missing
+
+
 def suite_detail(request: HttpRequest, key: str) -> HttpResponse:
     suite = get_object_or_404(Suite, key=key)
+    options = _board_options(request)
+    if isinstance(options, HttpResponse):
+        return options
+    rule, missing = options
     version = suite_version_latest(suite=suite)
     items = list(suite_version_items(suite_version=version)) if version else []
-    board = suite_leaderboard(suite_version=version, viewer=None) if version else None
+    board = (
+        suite_leaderboard(suite_version=version, viewer=None, rule=rule, missing=missing)
+        if version
+        else None
+    )
     return render(
         request,
         "dashboard/suite.html",
-        {"suite": suite, "version": version, "items": items, "board": board},
+        {
+            "suite": suite,
+            "version": version,
+            "items": items,
+            "board": board,
+            "rules": leaderboard_rules(),
+            "missing_policies": MISSING_POLICIES,
+        },
+    )
+
+
+@require_POST
+@login_required
+def suite_freeze(request: HttpRequest, key: str) -> HttpResponse:
+    suite = get_object_or_404(Suite, key=key)
+    version = suite_version_latest(suite=suite)
+    options = _board_options(request)
+    if isinstance(options, HttpResponse) or version is None:
+        return (
+            options
+            if isinstance(options, HttpResponse)
+            else HttpResponseBadRequest(
+                "This suite has no published version.", content_type="text/plain"
+            )
+        )
+    rule, missing = options
+    board = suite_leaderboard(suite_version=version, viewer=None, rule=rule, missing=missing)
+    try:
+        snapshot = snapshot_freeze(board=board, suite_version=version, created_by=request.user)  # type: ignore[arg-type]
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain")
+    return redirect("dashboard:snapshot", uuid=snapshot.uuid)
+
+
+def snapshot_detail(request: HttpRequest, uuid: str) -> HttpResponse:
+    snapshot = get_object_or_404(LeaderboardSnapshot, uuid=uuid)
+    url = request.build_absolute_uri()
+    return render(
+        request,
+        "dashboard/snapshot.html",
+        {"snapshot": snapshot, "bibtex": snapshot_bibtex(snapshot=snapshot, url=url)},
     )
 
 

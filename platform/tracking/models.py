@@ -235,3 +235,30 @@ class Flag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.reason[:60]}"
+
+
+class LeaderboardSnapshot(models.Model):
+    """A leaderboard frozen as it was, with a stable URL, for citing in a paper.
+
+    `content` holds the whole table, ranking and rule settings, so the snapshot renders
+    without consulting runs that may later change, be withdrawn or be re-scored.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    suite_version = models.ForeignKey(
+        SuiteVersion, on_delete=models.PROTECT, related_name="snapshots"
+    )
+    rule = models.CharField(max_length=64)
+    missing = models.CharField(max_length=32, blank=True)
+    title = models.CharField(max_length=300)
+    content = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title

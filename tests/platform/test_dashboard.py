@@ -103,3 +103,55 @@ def test_suite_page_query_count_does_not_grow_with_systems(
         submit_glue(method_name=f"Method {i}", tasks=BERT_LARGE)
     with django_assert_max_num_queries(15):  # type: ignore[operator]
         assert client.get("/suites/glue/").status_code == 200
+
+
+def test_the_rule_switcher_ranks_with_the_engine(client: Client, catalog: None) -> None:
+    submit_glue(method_name="Fine-tuning", tasks=BERT_LARGE)
+    weaker = {k: {m: v - 0.05 for m, v in s.items()} for k, s in BERT_LARGE.items()}
+    submit_glue(method_name="Weaker", tasks=weaker)
+    page = client.get("/suites/glue/?rule=borda").content.decode()
+    assert "Winner under borda: <strong>Fine-tuning" in page
+    assert "borda score" in page
+    assert client.get("/suites/glue/?rule=nonsense").status_code == 400
+    assert client.get("/suites/glue/?rule=borda&missing=guess").status_code == 400
+
+
+def test_missing_scores_need_a_policy_the_page_says_so(client: Client, catalog: None) -> None:
+    submit_glue(method_name="Complete", tasks=BERT_LARGE)
+    partial = {
+        k: {m: v - 0.01 for m, v in s.items()}
+        for k, s in BERT_LARGE.items()
+        if k not in {"wnli", "rte"}
+    }
+    submit_glue(method_name="Partial", tasks=partial)
+    refused = client.get("/suites/glue/?rule=kemeny").content.decode()
+    assert "kemeny cannot rank this table" in refused
+    ranked = client.get("/suites/glue/?rule=kemeny&missing=pairwise").content.decode()
+    assert "cannot rank" not in ranked
+    assert "Winner under kemeny: <strong>Complete" in ranked
+
+
+def test_a_cached_leaderboard_is_recomputed_when_runs_change(client: Client, catalog: None) -> None:
+    submit_glue(method_name="First", tasks={"sst2": {"accuracy": 0.9}})
+    assert "Second" not in client.get("/suites/glue/?rule=borda&missing=impute").content.decode()
+    submit_glue(method_name="Second", tasks={"sst2": {"accuracy": 0.95}})
+    page = client.get("/suites/glue/?rule=borda&missing=impute").content.decode()
+    assert "Winner under borda: <strong>Second" in page
+
+
+def test_a_frozen_snapshot_never_changes_and_can_be_cited(client: Client, catalog: None) -> None:
+    submit_glue(method_name="Fine-tuning", tasks=BERT_LARGE)
+    assert client.post("/suites/glue/freeze/?rule=copeland").status_code == 302  # to log in
+    from tracking.models import LeaderboardSnapshot
+
+    assert not LeaderboardSnapshot.objects.exists()
+    client.force_login(UserFactory.create(username="curator"))
+    response = client.post("/suites/glue/freeze/?rule=copeland")
+    assert response.status_code == 302
+    snapshot = LeaderboardSnapshot.objects.get()
+    assert response["Location"] == f"/snapshots/{snapshot.uuid}/"
+    page = client.get(response["Location"]).content.decode()
+    assert "@misc{podium-glue-" in page and "Fine-tuning" in page
+    submit_glue(method_name="Later", tasks=BERT_LARGE)
+    assert "Later" not in client.get(response["Location"]).content.decode()
+    assert "Later" in client.get("/suites/glue/").content.decode()
