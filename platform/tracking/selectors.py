@@ -8,6 +8,7 @@ is computed separately, so a private run never moves a public rank.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -75,7 +76,9 @@ def system_scores(
         .values(
             "run__method_id", "run__backbone_id", "run__config_hash", "run__task_id", "metric__key"
         )
-        .annotate(mean=Avg("value"), std=StdDev("value", sample=True), count=Count("id"))
+        # Population std: SQLite's sample std raises on a single value where PostgreSQL
+        # returns NULL; the sample std is derived from it below.
+        .annotate(mean=Avg("value"), pstd=StdDev("value"), count=Count("id"))
         .order_by()
     )
     systems: dict[tuple[int, int, str], SystemScores] = {}
@@ -89,9 +92,10 @@ def system_scores(
                 config_hash=key[2],
                 config={},
             )
-        std = row["std"] if row["count"] > 1 else None
+        count = row["count"]
+        std = float(row["pstd"]) * math.sqrt(count / (count - 1)) if count > 1 else None
         system.scores[(row["run__task_id"], row["metric__key"])] = SeedAggregate(
-            mean=float(row["mean"]), std=None if std is None else float(std), count=row["count"]
+            mean=float(row["mean"]), std=std, count=count
         )
     if not systems:
         return []

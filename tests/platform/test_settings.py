@@ -74,3 +74,26 @@ def test_embedded_defaults_need_no_service(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.sqlite3", "wal", "filesystem://"]
     assert (tmp_path / "queue").is_dir()
+
+
+def test_the_embedded_defaults_serve_a_leaderboard(tmp_path: Path) -> None:
+    """The demo's own stack, SQLite included: a single-seed system on a suite page."""
+    env = {"PODIUM_ENV": "development", "PODIUM_VAR_DIR": str(tmp_path)}
+    for command in (("migrate", "--noinput", "-v0"), ("load_catalog", "-v0")):
+        result = manage(*command, env=env)
+        assert result.returncode == 0, result.stderr
+    script = (
+        "from django.contrib.auth.models import User; from django.test import Client; "
+        "from catalog.models import Backbone, Method, Task; "
+        "from tracking.services import run_create_external; "
+        "task = Task.objects.get(benchmark__key='glue', key='sst2'); "
+        "run_create_external(owner=User.objects.create(username='u'), "
+        "method=Method.objects.get(key='majority'), backbone=Backbone.objects.create("
+        "key='b', name='B', source='package', package='p'), task=task, config={}, seed=1, "
+        "scores={'accuracy': 0.5}); "
+        "page = Client(HTTP_HOST='localhost').get('/suites/glue/?rule=borda&missing=impute'); "
+        "print(page.status_code, b'Winner under borda' in page.content)"
+    )
+    result = manage("shell", "--verbosity", "0", "-c", script, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "True"]
