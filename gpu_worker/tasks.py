@@ -14,6 +14,7 @@ from celery import Task
 
 from gpu_worker.app import app
 from gpu_worker.reporter import BrokerReporter
+from runners.artifact_store import store_from_env
 from runners.execute import execute
 from runners.spec import (
     CONTROL_CANCEL,
@@ -96,7 +97,7 @@ def execute_job(self: Task[Any, Any], message: dict[str, Any]) -> str:
             reporter=reporter,
             workdir=workdir,
             data_dir=_data_dir(),
-            log_lines=list(reporter.lines),
+            artifact_store=store_from_env(),
         )
         if reporter.time_limit_exceeded and result.outcome == "cancelled":
             result = dataclasses.replace(

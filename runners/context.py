@@ -52,3 +52,5 @@ class MethodOutput:
     trainable_parameters: int | None = None
     extra_scores: Mapping[str, float] = field(default_factory=dict)
     system: Mapping[str, float] = field(default_factory=dict)
+    # Large files to keep (e.g. {"checkpoint.safetensors": path}), put in the artifact store.
+    files: Mapping[str, Path] = field(default_factory=dict)

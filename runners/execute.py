@@ -23,6 +23,7 @@ from leaderboard.catalog import TaskDefinition, get_task
 from leaderboard.data import row_id
 from leaderboard.predictions import ParsedPrediction, score_predictions
 from runners import provenance
+from runners.artifact_store import ArtifactStore, ArtifactStoreError
 from runners.context import JobContext
 from runners.registry import MethodInfo, get_method
 from runners.reporting import JobCancelled, Reporter
@@ -89,6 +90,7 @@ def execute(
     workdir: Path,
     data_dir: Path | None = None,
     log_lines: list[str] | None = None,
+    artifact_store: ArtifactStore | None = None,
 ) -> JobResult:
     """Run `spec`; every failure becomes a failed JobResult with the reason, never a raise."""
     started = time.perf_counter()
@@ -155,6 +157,20 @@ def execute(
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         system["peak_accelerator_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    refs = []
+    for name, path in output.files.items():
+        if artifact_store is None:
+            reporter.log(f"no artifact store configured (PODIUM_ARTIFACT_DIR): {name} not kept")
+            continue
+        try:
+            refs.append(
+                artifact_store.put(
+                    run_uuid=spec.run_uuid, name=name, kind="checkpoint", source=path
+                )
+            )
+        except (OSError, ArtifactStoreError) as error:
+            # A full or failing store fails the job with the reason, before anything is sent.
+            return failed("failed", f"artifact store: {name}: {error}")
     return JobResult(
         job_id=spec.job_id,
         attempt=spec.attempt,
@@ -163,6 +179,7 @@ def execute(
         extra_scores={k: float(v) for k, v in output.extra_scores.items()},
         system=system,
         provenance=provenance.collect(),
+        artifacts=tuple(refs),
         inline_artifacts=(
             _predictions_artifact(task, context.eval_split, rows, output.predictions),
         ),

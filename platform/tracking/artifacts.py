@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import re
 import tempfile
 from pathlib import Path
 
 from django.conf import settings
 
-from runners.spec import InlineArtifact
+from runners.artifact_store import artifact_key
+from runners.spec import ArtifactRef, InlineArtifact
 from tracking.models import Artifact, ArtifactKind, Run
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+logger = logging.getLogger(__name__)
 
 
 class ArtifactError(ValueError):
@@ -21,11 +22,10 @@ class ArtifactError(ValueError):
 
 
 def artifact_path(*, run: Run, name: str) -> Path:
-    if not SAFE_NAME.fullmatch(name) or ".." in name:
-        raise ArtifactError(
-            f"artifact name {name!r}: use letters, digits, '.', '_' and '-' only (no paths)."
-        )
-    return Path(settings.MEDIA_ROOT) / "runs" / run.uuid.hex / name
+    try:
+        return Path(settings.MEDIA_ROOT) / artifact_key(run_uuid=run.uuid.hex, name=name)
+    except ValueError as error:
+        raise ArtifactError(str(error)) from None
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -59,6 +59,35 @@ def artifact_store_inline(*, run: Run, artifact: InlineArtifact) -> Artifact:
             "uri": str(path.relative_to(settings.MEDIA_ROOT)),
             "size_bytes": len(data),
             "sha256": digest,
+        },
+    )
+    return stored
+
+
+def artifact_record_ref(*, run: Run, ref: ArtifactRef) -> Artifact | None:
+    """Record a large artifact a worker put in the shared store; refuse foreign paths.
+
+    The reference must name this run's own folder in the store and match the stored file's
+    size, so a worker message cannot make the platform serve an arbitrary file.
+    """
+    try:
+        expected = artifact_key(run_uuid=run.uuid.hex, name=ref.name)
+    except ValueError as error:
+        logger.warning("run %s: refused artifact reference: %s", run.pk, error)
+        return None
+    path = Path(settings.MEDIA_ROOT) / expected
+    if ref.uri != expected or not path.is_file() or path.stat().st_size != ref.size_bytes:
+        logger.warning("run %s: artifact %s is not in the store as described", run.pk, ref.name)
+        return None
+    kind = ref.kind if ref.kind in ArtifactKind.values else ArtifactKind.OTHER
+    stored, _ = Artifact.objects.update_or_create(
+        run=run,
+        name=ref.name,
+        defaults={
+            "kind": kind,
+            "uri": expected,
+            "size_bytes": ref.size_bytes,
+            "sha256": ref.sha256,
         },
     )
     return stored

@@ -37,7 +37,7 @@ from runners.spec import (
     Resources,
     TaskRef,
 )
-from tracking.artifacts import artifact_store_inline
+from tracking.artifacts import artifact_record_ref, artifact_store_inline
 from tracking.control import control_send
 from tracking.models import Job, MetricPoint, ProvenanceTier, Run, Score, Visibility
 from tracking.services import RunInputError, config_fingerprint, record_transition, run_transition
@@ -271,6 +271,8 @@ def job_record_result(*, result: JobResult) -> ResultOutcome:
     )
     for inline in result.inline_artifacts:
         artifact_store_inline(run=run, artifact=inline)
+    for ref in result.artifacts:
+        artifact_record_ref(run=run, ref=ref)
     run_transition(run_id=run.pk, to=RunStatus.SUCCEEDED, reason="result recorded")
     return ResultOutcome(applied=True, reason="succeeded")
 

@@ -94,6 +94,8 @@ def start_gpu_worker(tmp_path: Path) -> Iterator[Callable[[], GpuWorker]]:
         PODIUM_HEARTBEAT_INTERVAL_S="0.3",
         PODIUM_CLAIM_TIMEOUT_S="15",
         PODIUM_WORK_DIR=str(tmp_path / "work"),
+        # The store is the platform worker's MEDIA_ROOT, as a shared volume is in production.
+        PODIUM_ARTIFACT_DIR=str(tmp_path / "var" / "artifacts"),
     )
 
     def start() -> GpuWorker:

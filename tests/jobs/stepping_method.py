@@ -23,6 +23,7 @@ from runners.reporting import check_cancelled
             "steps": {"type": "integer", "minimum": 1, "default": 5},
             "step_seconds": {"type": "number", "minimum": 0, "default": 0.0},
             "fail_at_step": {"type": "integer", "default": -1},
+            "checkpoint_bytes": {"type": "integer", "minimum": 0, "default": 0},
         },
         "additionalProperties": False,
     },
@@ -40,6 +41,13 @@ def stepper(context: JobContext) -> MethodOutput:
         context.reporter.log(f"step {step}/{steps}")
     labels = Counter(row[context.task.label_field] for row in context.rows(context.train_split))
     majority = labels.most_common(1)[0][0]
+    files = {}
+    if context.config["checkpoint_bytes"]:
+        checkpoint = context.workdir / "checkpoint.bin"
+        checkpoint.write_bytes(bytes(range(256)) * (context.config["checkpoint_bytes"] // 256 + 1))
+        files["checkpoint.bin"] = checkpoint
     return MethodOutput(
-        predictions=[majority] * len(context.rows(context.eval_split)), trainable_parameters=1
+        predictions=[majority] * len(context.rows(context.eval_split)),
+        trainable_parameters=1,
+        files=files,
     )

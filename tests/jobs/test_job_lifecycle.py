@@ -50,7 +50,7 @@ def test_job_goes_queued_running_succeeded_with_scores_curve_and_artifact(
         method=stepper_method,
         backbone=no_backbone,
         task=sst2,
-        config={"steps": 4},
+        config={"steps": 4, "checkpoint_bytes": 300_000},
         seeds=[7],
     )
     wait_until(
@@ -95,6 +95,11 @@ def test_job_goes_queued_running_succeeded_with_scores_curve_and_artifact(
     assert hashlib.sha256(stored).hexdigest() == artifact.sha256
     assert len(stored) == artifact.size_bytes
     assert stored.count(b"\n") == 872  # one line per SST-2 validation row
+    # The checkpoint went to the shared store; the message carried only its reference.
+    checkpoint = Artifact.objects.get(run=run, kind="checkpoint")
+    data = (Path(settings.MEDIA_ROOT) / checkpoint.uri).read_bytes()
+    assert len(data) == checkpoint.size_bytes >= 300_000
+    assert hashlib.sha256(data).hexdigest() == checkpoint.sha256
 
 
 def test_a_killed_worker_is_replaced_and_the_job_finishes_once(
