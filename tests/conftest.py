@@ -7,6 +7,7 @@ Platform tests run against the database named by DATABASE_URL (PostgreSQL under
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -56,41 +57,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 class CeleryWorker:
-    """A real `celery worker` process consuming the configured broker."""
+    """A real `celery worker` process: the platform's app by default, or the GPU worker's."""
 
-    def __init__(self, *, queues: str, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, *, queues: str, env: dict[str, str], log: Path, app: str = "config", name: str = ""
+    ) -> None:
         self.log = log
         self._log_handle = log.open("w")
+        command = [sys.executable, "-m", "celery", "-A", app, "worker", "--pool=solo"]
+        command += ["--loglevel=INFO", "-Q", queues, "-n", f"{name or f'test-{os.getpid()}'}@%h"]
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                "--loglevel=INFO",
-                "-Q",
-                queues,
-                "-n",
-                f"test-{os.getpid()}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
+            command, cwd=REPO_ROOT, env=env, stdout=self._log_handle, stderr=subprocess.STDOUT
         )
 
+    def kill(self) -> None:
+        """SIGKILL: the worker dies mid-job without any chance to clean up."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=20)
+
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         self._log_handle.close()
 
     def output(self) -> str:

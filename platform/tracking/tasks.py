@@ -1,13 +1,13 @@
 """The platform's Celery tasks: thin adapters from worker messages to tracking.jobs.
 
-A malformed message is refused and logged, never half-applied; database errors are retried
-a bounded number of times (the services are idempotent, so a retry is safe).
+A malformed message is refused and logged, never half-applied.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.db import OperationalError
 
@@ -26,23 +26,37 @@ from tracking.jobs import job_heartbeat, job_record_metrics, job_record_result, 
 
 logger = logging.getLogger(__name__)
 
-# Database errors (e.g. a restarting PostgreSQL) are retried with backoff, a bounded number
-# of times; the services are idempotent, so a retry after a partial failure is safe.
-RETRY_ON = (OperationalError,)
+_M = TypeVar("_M", Heartbeat, MetricBatch, JobResult)
 
 
-@app.task(
-    name=TASK_RECORD_HEARTBEAT,
-    autoretry_for=RETRY_ON,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=10,
-)
-def record_heartbeat(message: dict[str, Any]) -> str:
+def worker_message_task(name: str) -> Callable[[Callable[..., Any]], Any]:
+    """A platform task for one kind of worker message.
+
+    Database errors (e.g. a restarting PostgreSQL) are retried with backoff, a bounded
+    number of times; the services are idempotent, so a retry after a partial failure is safe.
+    """
+    return app.task(
+        name=name,
+        autoretry_for=(OperationalError,),
+        retry_backoff=True,
+        retry_backoff_max=60,
+        max_retries=10,
+    )
+
+
+def parse(kind: type[_M], message: object) -> _M | None:
+    """The message as its dataclass, or None (logged) when it does not match the schema."""
     try:
-        heartbeat = Heartbeat.from_dict(message)
+        return kind.from_dict(message)  # type: ignore[arg-type]
     except SpecError as error:
-        logger.error("refused heartbeat: %s", error)
+        logger.error("refused %s: %s", kind.KIND, error)
+        return None
+
+
+@worker_message_task(TASK_RECORD_HEARTBEAT)
+def record_heartbeat(message: dict[str, Any]) -> str:
+    heartbeat = parse(Heartbeat, message)
+    if heartbeat is None:
         return "refused"
     action = job_heartbeat(message=heartbeat)
     if action:
@@ -50,34 +64,16 @@ def record_heartbeat(message: dict[str, Any]) -> str:
     return action or "ok"
 
 
-@app.task(
-    name=TASK_RECORD_METRICS,
-    autoretry_for=RETRY_ON,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=10,
-)
+@worker_message_task(TASK_RECORD_METRICS)
 def record_metrics(message: dict[str, Any]) -> int:
-    try:
-        batch = MetricBatch.from_dict(message)
-    except SpecError as error:
-        logger.error("refused metric batch: %s", error)
-        return 0
-    return job_record_metrics(batch=batch)
+    batch = parse(MetricBatch, message)
+    return 0 if batch is None else job_record_metrics(batch=batch)
 
 
-@app.task(
-    name=TASK_RECORD_RESULT,
-    autoretry_for=RETRY_ON,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=10,
-)
+@worker_message_task(TASK_RECORD_RESULT)
 def record_result(message: dict[str, Any]) -> str:
-    try:
-        result = JobResult.from_dict(message)
-    except SpecError as error:
-        logger.error("refused job result: %s", error)
+    result = parse(JobResult, message)
+    if result is None:
         return "refused"
     outcome = job_record_result(result=result)
     logger.info("job %s attempt %s: %s", result.job_id, result.attempt, outcome.reason)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from catalog.models import Backbone, BackboneSource, Method, Task
 from tests.conftest import REPO_ROOT, CeleryWorker
 from tests.factories import UserFactory
+from tracking.jobs import runs_request
+from tracking.models import Run
 
 STEPPER = "tests.jobs.stepping_method"
 
@@ -34,52 +35,11 @@ def wait_until(
     pytest.fail(f"timed out after {timeout} s waiting for {described or condition}")
 
 
-class GpuWorker:
+class GpuWorker(CeleryWorker):
     """A real `celery -A gpu_worker.app worker` process (no Django, no database)."""
 
     def __init__(self, *, env: dict[str, str], log: Path, name: str) -> None:
-        self.log = log
-        self._log_handle = log.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "gpu_worker.app",
-                "worker",
-                "--pool=solo",
-                "--loglevel=INFO",
-                "-Q",
-                "gpu",
-                "-n",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=20)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log_handle.close()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        super().__init__(queues="gpu", env=env, log=log, app="gpu_worker.app", name=name)
 
 
 @pytest.fixture
@@ -144,8 +104,29 @@ def no_backbone(transactional_db: None) -> Backbone:
 
 
 @pytest.fixture
-def owner(transactional_db: None) -> object:
+def owner(transactional_db: None) -> User:
     return UserFactory.create(username="researcher")
 
 
 __all__ = ["CeleryWorker", "GpuWorker", "wait_until"]
+
+
+@pytest.fixture
+def request_stepper(
+    sst2: Task, stepper_method: Method, no_backbone: Backbone, owner: User
+) -> Callable[..., Run]:
+    """Request one test-stepper job on SST-2; returns its run."""
+
+    def request(config: dict[str, Any], *, seed: int = 1, max_attempts: int = 3) -> Run:
+        (run,) = runs_request(
+            owner=owner,
+            method=stepper_method,
+            backbone=no_backbone,
+            task=sst2,
+            config=config,
+            seeds=[seed],
+            max_attempts=max_attempts,
+        )
+        return run
+
+    return request

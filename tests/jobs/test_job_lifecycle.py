@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
 
-from catalog.models import Backbone, Method, Task
 from runners.execute import execute
 from runners.registry import get_method
 from runners.reporting import CollectingReporter
 from tests.conftest import CeleryWorker
 from tests.jobs import stepping_method
 from tests.jobs.conftest import GpuWorker, wait_until
-from tracking.jobs import jobs_reap, run_cancel, runs_request
+from tracking.jobs import jobs_reap, run_cancel
 from tracking.models import Artifact, Job, MetricPoint, Run, RunTransition, Score
 from tracking.status import RunStatus
 
@@ -38,21 +37,11 @@ def history(run: Run) -> list[tuple[str, str]]:
 def test_job_goes_queued_running_succeeded_with_scores_curve_and_artifact(
     platform_worker: CeleryWorker,
     start_gpu_worker: object,
-    sst2: Task,
-    stepper_method: Method,
-    no_backbone: Backbone,
-    owner: User,
+    request_stepper: Callable[..., Run],
     data_dir: Path,
 ) -> None:
     gpu: GpuWorker = start_gpu_worker()  # type: ignore[operator]
-    (run,) = runs_request(
-        owner=owner,
-        method=stepper_method,
-        backbone=no_backbone,
-        task=sst2,
-        config={"steps": 4, "checkpoint_bytes": 300_000},
-        seeds=[7],
-    )
+    run = request_stepper({"steps": 4, "checkpoint_bytes": 300_000}, seed=7)
     wait_until(
         lambda: status_of(run) == RunStatus.SUCCEEDED,
         timeout=90,
@@ -105,21 +94,10 @@ def test_job_goes_queued_running_succeeded_with_scores_curve_and_artifact(
 def test_a_killed_worker_is_replaced_and_the_job_finishes_once(
     platform_worker: CeleryWorker,
     start_gpu_worker: object,
-    sst2: Task,
-    stepper_method: Method,
-    no_backbone: Backbone,
-    owner: User,
+    request_stepper: Callable[..., Run],
 ) -> None:
     first: GpuWorker = start_gpu_worker()  # type: ignore[operator]
-    (run,) = runs_request(
-        owner=owner,
-        method=stepper_method,
-        backbone=no_backbone,
-        task=sst2,
-        config={"steps": 40, "step_seconds": 0.1},
-        seeds=[1],
-        max_attempts=2,
-    )
+    run = request_stepper({"steps": 40, "step_seconds": 0.1}, max_attempts=2)
     job = Job.objects.get(run=run)
     wait_until(lambda: Job.objects.get(pk=job.pk).progress.get("step", 0) >= 3, what="progress")
     first.kill()
@@ -153,21 +131,10 @@ def test_a_killed_worker_is_replaced_and_the_job_finishes_once(
 def test_a_job_whose_attempts_run_out_fails_with_the_reason(
     platform_worker: CeleryWorker,
     start_gpu_worker: object,
-    sst2: Task,
-    stepper_method: Method,
-    no_backbone: Backbone,
-    owner: User,
+    request_stepper: Callable[..., Run],
 ) -> None:
     worker: GpuWorker = start_gpu_worker()  # type: ignore[operator]
-    (run,) = runs_request(
-        owner=owner,
-        method=stepper_method,
-        backbone=no_backbone,
-        task=sst2,
-        config={"steps": 100, "step_seconds": 0.1},
-        seeds=[1],
-        max_attempts=1,
-    )
+    run = request_stepper({"steps": 100, "step_seconds": 0.1}, max_attempts=1)
     wait_until(lambda: status_of(run) == RunStatus.RUNNING, what="running")
     worker.kill()
     from datetime import timedelta
@@ -185,20 +152,10 @@ def test_a_job_whose_attempts_run_out_fails_with_the_reason(
 def test_cancelling_a_running_job_stops_it_at_a_step(
     platform_worker: CeleryWorker,
     start_gpu_worker: object,
-    sst2: Task,
-    stepper_method: Method,
-    no_backbone: Backbone,
-    owner: User,
+    request_stepper: Callable[..., Run],
 ) -> None:
     start_gpu_worker()  # type: ignore[operator]
-    (run,) = runs_request(
-        owner=owner,
-        method=stepper_method,
-        backbone=no_backbone,
-        task=sst2,
-        config={"steps": 600, "step_seconds": 0.1},
-        seeds=[1],
-    )
+    run = request_stepper({"steps": 600, "step_seconds": 0.1})
     wait_until(lambda: status_of(run) == RunStatus.RUNNING, what="running")
     assert run_cancel(run_id=run.pk).status == RunStatus.CANCELLING
     wait_until(lambda: status_of(run) == RunStatus.CANCELLED, timeout=30, what="cancelled")
@@ -211,19 +168,9 @@ def test_cancelling_a_running_job_stops_it_at_a_step(
 def test_a_cancelled_queued_job_is_never_run(
     platform_worker: CeleryWorker,
     start_gpu_worker: object,
-    sst2: Task,
-    stepper_method: Method,
-    no_backbone: Backbone,
-    owner: User,
+    request_stepper: Callable[..., Run],
 ) -> None:
-    (run,) = runs_request(
-        owner=owner,
-        method=stepper_method,
-        backbone=no_backbone,
-        task=sst2,
-        config={"steps": 2},
-        seeds=[1],
-    )
+    run = request_stepper({"steps": 2})
     assert run_cancel(run_id=run.pk).status == RunStatus.CANCELLED
     # A worker that picks the spec up afterwards is told to drop it.
     worker: GpuWorker = start_gpu_worker()  # type: ignore[operator]
@@ -237,20 +184,10 @@ def test_a_cancelled_queued_job_is_never_run(
 def test_a_failing_method_fails_the_run_with_its_error(
     platform_worker: CeleryWorker,
     start_gpu_worker: object,
-    sst2: Task,
-    stepper_method: Method,
-    no_backbone: Backbone,
-    owner: User,
+    request_stepper: Callable[..., Run],
 ) -> None:
     start_gpu_worker()  # type: ignore[operator]
-    (run,) = runs_request(
-        owner=owner,
-        method=stepper_method,
-        backbone=no_backbone,
-        task=sst2,
-        config={"steps": 5, "fail_at_step": 3},
-        seeds=[1],
-    )
+    run = request_stepper({"steps": 5, "fail_at_step": 3})
     wait_until(lambda: status_of(run) == RunStatus.FAILED, what="failure")
     run.refresh_from_db()
     assert "RuntimeError: diverged at step 3" in run.status_reason
@@ -308,20 +245,10 @@ def restart_redis() -> None:
 def test_the_result_arrives_across_a_redis_restart(
     platform_worker: CeleryWorker,
     start_gpu_worker: object,
-    sst2: Task,
-    stepper_method: Method,
-    no_backbone: Backbone,
-    owner: User,
+    request_stepper: Callable[..., Run],
 ) -> None:
     gpu: GpuWorker = start_gpu_worker()  # type: ignore[operator]
-    (run,) = runs_request(
-        owner=owner,
-        method=stepper_method,
-        backbone=no_backbone,
-        task=sst2,
-        config={"steps": 50, "step_seconds": 0.1},
-        seeds=[3],
-    )
+    run = request_stepper({"steps": 50, "step_seconds": 0.1}, seed=3)
     job = Job.objects.get(run=run)
     wait_until(lambda: Job.objects.get(pk=job.pk).progress.get("step", 0) >= 2, what="progress")
     restart_redis()
