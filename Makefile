@@ -25,6 +25,7 @@ help:
 	@echo "make test    the whole test suite on a throwaway PostgreSQL + Redis (started and stopped here)"
 	@echo "make accept  slow acceptance runs (accuracy thresholds, real models)"
 	@echo "make lint    ruff, mypy, migrations check"
+	@echo "make bench   benchmarks against the tools a user would pick instead (ratios in bench-results/)"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +77,14 @@ test: $(STAMP_WEB)
 	export DATABASE_URL="$${given_db:-$$DATABASE_URL}" CELERY_BROKER_URL="$${given_broker:-$$CELERY_BROKER_URL}"; \
 	echo "make test: database $${DATABASE_URL%%@*}@..., broker $$CELERY_BROKER_URL"; \
 	PODIUM_ENV=test $(PY) -m pytest -m "not accept" $(PYTEST_ARGS)
+
+# Benchmarks, each against the tool a user would pick instead, side by side in one script;
+# baselines live in their own venv so their pins never touch Podium's.
+BENCH_VENV ?= .venv-bench
+bench: $(STAMP_WEB)
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q pref_voting==1.18.2 ranky==1.0.0
+	$(PY) tests/bench/bench_ranking.py --baseline-python $(BENCH_VENV)/bin/python --out bench-results/ranking.json
 
 accept: $(STAMP_WORKER)
 	PODIUM_ENV=test $(PY) -m pytest -m accept $(PYTEST_ARGS)

@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array
+import numpy.typing as npt
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse import coo_array, vstack
 
 from leaderboard.ranking.context import RuleContext
 from leaderboard.ranking.majority import PAIRWISE_POLICIES, smith_set
@@ -28,6 +29,8 @@ DP_AUTO = 10
 MILP_AUTO = 60  # above this the O(n^3) triangle rows dominate; use the heuristic
 METHODS = ("auto", "dp", "milp", "heuristic")
 ITERATE_AUTO = 30  # above this, re-solving per rank level gets slow on unstructured data
+# The LP bound has n^3/6 triangle rows: 0.7 s at n=60, over a minute at n=100.
+LP_BOUND_MAX = 60
 
 
 @dataclass(frozen=True)
@@ -122,26 +125,59 @@ def kemeny_dp(p: FloatArray) -> KemenySolution:
     )
 
 
-def _model(p: FloatArray) -> tuple[list[tuple[int, int]], FloatArray, float, LinearConstraint]:
+@dataclass(frozen=True)
+class _Model:
+    """The pair-variable integer program: x_ab = 1 means a above b (a < b)."""
+
+    n: int
+    pairs: list[tuple[int, int]]
+    gain: FloatArray  # objective coefficient of x_ab: P[a, b] - P[b, a]
+    const: float  # agreement when every x_ab = 0
+    cons: LinearConstraint  # transitivity: 0 <= x_ab + x_bc - x_ac <= 1 per triple
+
+    def top_bounds(self, top: int | None) -> tuple[FloatArray, FloatArray]:
+        """Variable bounds, with ``top`` (if any) fixed above everybody."""
+        lb = np.zeros(len(self.pairs))
+        ub = np.ones(len(self.pairs))
+        if top is not None:
+            first = np.array([a for a, _ in self.pairs])
+            second = np.array([b for _, b in self.pairs])
+            lb[first == top] = 1.0
+            ub[second == top] = 0.0
+        return lb, ub
+
+
+IntArray = npt.NDArray[np.int64]
+
+
+def _pair_index(n: int, a: IntArray, b: IntArray) -> IntArray:
+    """Position of the pair (a, b), a < b, in the row-major list of pairs."""
+    out: IntArray = a * n - a * (a + 1) // 2 + (b - a - 1)
+    return out
+
+
+def _model(p: FloatArray) -> _Model:
     n = p.shape[0]
-    pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
-    index = {pr: k for k, pr in enumerate(pairs)}
-    gain = np.array([p[a, b] - p[b, a] for a, b in pairs])
-    const = float(sum(p[b, a] for a, b in pairs))
-    triples = np.array(list(itertools.combinations(range(n), 3)), dtype=np.int64).reshape(-1, 3)
-    m = len(triples)
-    if m:
-        ab = np.array([index[(int(a), int(b))] for a, b, _ in triples])
-        bc = np.array([index[(int(b), int(c))] for _, b, c in triples])
-        ac = np.array([index[(int(a), int(c))] for a, _, c in triples])
+    iu, ju = np.triu_indices(n, 1)
+    pairs = [(int(a), int(b)) for a, b in zip(iu, ju, strict=True)]
+    gain = p[iu, ju] - p[ju, iu]
+    const = float(p[ju, iu].sum())
+    if n >= 3:
+        # Every triple a < b < c, vectorised (the Python loop dominated model building).
+        triples = np.array(list(itertools.combinations(range(n), 3)), dtype=np.int64)
+        a, b, c = triples[:, 0], triples[:, 1], triples[:, 2]
+        m = len(triples)
+        cols = np.stack(
+            [_pair_index(n, a, b), _pair_index(n, b, c), _pair_index(n, a, c)], axis=1
+        ).ravel()
         rows = np.repeat(np.arange(m), 3)
-        cols = np.stack([ab, bc, ac], axis=1).ravel()
         vals = np.tile([1.0, 1.0, -1.0], m)
         mat = coo_array((vals, (rows, cols)), shape=(m, len(pairs))).tocsr()
     else:
+        m = 0
         mat = coo_array((0, max(1, len(pairs)))).tocsr()
-    # x_ab = 1 means a above b; transitivity: 0 <= x_ab + x_bc - x_ac <= 1.
-    return pairs, gain, const, LinearConstraint(mat, np.zeros(m), np.ones(m))
+    cons = LinearConstraint(mat, np.zeros(m), np.ones(m))
+    return _Model(n=n, pairs=pairs, gain=gain, const=const, cons=cons)
 
 
 def _order_from_x(n: int, pairs: list[tuple[int, int]], x: FloatArray) -> tuple[int, ...]:
@@ -155,48 +191,105 @@ def _order_from_x(n: int, pairs: list[tuple[int, int]], x: FloatArray) -> tuple[
 
 
 def _solve_milp(
-    p: FloatArray, *, top: int | None, time_limit: float, integral: bool = True
+    p: FloatArray,
+    *,
+    top: int | None,
+    time_limit: float,
+    integral: bool = True,
+    model: _Model | None = None,
 ) -> tuple[tuple[int, ...] | None, float, float, bool]:
     """(order, objective, upper bound, proven) of the IP (or its LP relaxation)."""
     n = p.shape[0]
-    pairs, gain, const, cons = _model(p)
-    lb = np.zeros(len(pairs))
-    ub = np.ones(len(pairs))
-    if top is not None:
-        for k, (a, b) in enumerate(pairs):
-            if a == top:
-                lb[k] = 1.0
-            elif b == top:
-                ub[k] = 0.0
+    mod = model if model is not None else _model(p)
+    lb, ub = mod.top_bounds(top)
     res = milp(
-        -gain,
-        constraints=[cons] if cons.A.shape[0] else [],
-        integrality=np.ones(len(pairs)) if integral else np.zeros(len(pairs)),
+        -mod.gain,
+        constraints=[mod.cons] if mod.cons.A.shape[0] else [],
+        integrality=np.ones(len(mod.pairs)) if integral else np.zeros(len(mod.pairs)),
         bounds=Bounds(lb, ub),
         options={"time_limit": time_limit, "mip_rel_gap": 0.0},
     )
     if res.x is None:
         raise RankingInputError(f"Kemeny MILP found no solution in {time_limit} s")
-    value = const - float(res.fun)
+    value = mod.const - float(res.fun)
     if not integral:
         return None, value, value, res.status == 0
     dual = getattr(res, "mip_dual_bound", None)
-    bound = const - float(dual) if dual is not None and np.isfinite(dual) else np.inf
-    order = _order_from_x(n, pairs, res.x)
+    bound = mod.const - float(dual) if dual is not None and np.isfinite(dual) else np.inf
+    order = _order_from_x(n, mod.pairs, res.x)
     obj = agreement(p, order)
     proven = res.status == 0 and bound <= obj + _tol(p)
     return order, obj, float(bound), bool(proven)
 
 
-def kemeny_milp(p: FloatArray, *, time_limit: float = 60.0) -> KemenySolution:
+def _lp_top_bounds(mod: _Model, time_limit: float) -> FloatArray | None:
+    """Upper bound, for every system x, on the agreement of any order with x on top.
+
+    One LP relaxation (all 3-cycle rows) plus reduced-cost fixing: the LP dual stays
+    feasible when variable bounds change, and the dual objective is linear in the bounds,
+    so LP* minus the reduced costs of the variables that "x on top" fixes bounds the LP
+    (hence the IP) with x on top. None when the LP is not solved to optimality.
+    """
+    a_mat = mod.cons.A
+    if a_mat.shape[0] == 0:
+        return None
+    res = linprog(
+        -mod.gain,
+        A_ub=vstack([a_mat, -a_mat]).tocsr(),
+        b_ub=np.concatenate([np.ones(a_mat.shape[0]), np.zeros(a_mat.shape[0])]),
+        bounds=(0.0, 1.0),
+        method="highs",
+        options={"time_limit": time_limit},
+    )
+    if res.status != 0:
+        return None
+    # scipy reports d(objective)/d(bound): >= 0 for lower bounds, <= 0 for upper bounds
+    # of this minimisation; clip float noise of the wrong sign (that only loosens the bound).
+    raise_cost = np.maximum(np.asarray(res.lower.marginals, dtype=np.float64), 0.0)
+    drop_cost = np.maximum(-np.asarray(res.upper.marginals, dtype=np.float64), 0.0)
+    first = np.array([a for a, _ in mod.pairs])
+    second = np.array([b for _, b in mod.pairs])
+    # x on top: x_xb -> 1 for b > x (raise from lb 0), x_ax -> 0 for a < x (drop ub 1).
+    pen = np.bincount(first, weights=raise_cost, minlength=mod.n) + np.bincount(
+        second, weights=drop_cost, minlength=mod.n
+    )
+    lp_value = mod.const - float(res.fun)
+    out: FloatArray = np.asarray(lp_value - pen, dtype=np.float64)
+    return out
+
+
+def _heads_optimal_order(
+    p: FloatArray, x: int, order: tuple[int, ...], opt: float, tol: float
+) -> bool:
+    """Witness search: x on top of a locally optimal order of the others reaches opt."""
+    rest = local_search(p, [i for i in order if i != x])
+    return float(p[x].sum()) + agreement(p, rest) >= opt - tol
+
+
+def kemeny_milp(
+    p: FloatArray, *, time_limit: float = 60.0, co_winners: bool = True
+) -> KemenySolution:
+    """Exact Kemeny by MILP, then (``co_winners``) the set of co-optimal winners.
+
+    Without ``co_winners`` the result is one optimal order and its proof (winners None).
+
+    Winners: only Smith-set members can head an optimal order. Each candidate is settled
+    by the cheapest argument that works: (1) a combinatorial bound (its row plus the best
+    case of every other pair), (2) the LP-relaxation bound with reduced-cost fixing (one
+    LP for all candidates), (3) a witness (it on top of a local optimum of the others
+    reaches the optimum), and only then (4) a MILP with the candidate fixed on top.
+    """
     start = time.perf_counter()
     n = p.shape[0]
-    order, obj, bound, proven = _solve_milp(p, top=None, time_limit=time_limit)
+    mod = _model(p)
+    order, obj, bound, proven = _solve_milp(p, top=None, time_limit=time_limit, model=mod)
     assert order is not None
     winners: tuple[int, ...] | None = None
-    if proven:
+    if proven and co_winners:
         tol = _tol(p)
         found = {order[0]}
+        lp_bounds: FloatArray | None = None
+        lp_done = False
         for x in smith_set(p):  # Kemeny orders put the Smith set on top
             if x in found:
                 continue
@@ -206,7 +299,15 @@ def kemeny_milp(p: FloatArray, *, time_limit: float = 60.0) -> KemenySolution:
             cheap = float(p[x].sum()) + float(np.triu(np.maximum(sub, sub.T), 1).sum())
             if cheap < obj - tol:
                 continue
-            _o2, v2, _, ok = _solve_milp(p, top=x, time_limit=time_limit)
+            if not lp_done:
+                lp_bounds = _lp_top_bounds(mod, time_limit)
+                lp_done = True
+            if lp_bounds is not None and float(lp_bounds[x]) < obj - tol:
+                continue
+            if _heads_optimal_order(p, x, order, obj, tol):
+                found.add(x)
+                continue
+            _o2, v2, _, ok = _solve_milp(p, top=x, time_limit=time_limit, model=mod)
             if not ok:
                 proven = False
                 break
@@ -266,8 +367,11 @@ def kemeny_heuristic(
     trivial = float(np.triu(np.maximum(p, p.T), 1).sum())
     bound = trivial
     how = "sum over pairs of the larger direction (trivial bound)"
-    if lp_bound and n >= 3:
-        _, lp, _, ok = _solve_milp(p, top=None, time_limit=time_limit, integral=False)
+    if lp_bound and 3 <= n <= LP_BOUND_MAX:
+        try:
+            _, lp, _, ok = _solve_milp(p, top=None, time_limit=time_limit, integral=False)
+        except RankingInputError:  # LP not solved in time: keep the trivial bound
+            ok, lp = False, np.inf
         if ok and lp < bound:
             bound, how = lp, "LP relaxation with all 3-cycle constraints"
     proven = bound <= obj + _tol(p)
@@ -284,8 +388,13 @@ def kemeny_heuristic(
 
 
 def solve_kemeny(
-    p: FloatArray, *, method: str = "auto", time_limit: float = 60.0
+    p: FloatArray, *, method: str = "auto", time_limit: float = 60.0, co_winners: bool = True
 ) -> KemenySolution:
+    """Solve Kemeny-Young on the pairwise matrix ``p``.
+
+    ``co_winners=False`` skips the winner-set search of the MILP method (one optimal
+    order and its proof only; ``winners`` is then None). The DP gets the set for free.
+    """
     n = p.shape[0]
     if method not in METHODS:
         raise RankingInputError(f"unknown Kemeny method {method!r}; choose one of {METHODS}")
@@ -294,7 +403,7 @@ def solve_kemeny(
     if method == "dp":
         return kemeny_dp(p)
     if method == "milp":
-        return kemeny_milp(p, time_limit=time_limit)
+        return kemeny_milp(p, time_limit=time_limit, co_winners=co_winners)
     return kemeny_heuristic(p, time_limit=time_limit)
 
 

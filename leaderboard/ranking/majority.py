@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import connected_components
 
 from leaderboard.ranking.context import RuleContext
 from leaderboard.ranking.registry import register_rule
@@ -49,20 +51,25 @@ def smith_set(p: FloatArray) -> list[int]:
 
 
 def peel_levels(dominates: BoolArray) -> list[int]:
-    """Levels by repeatedly taking the undominated systems of an acyclic relation."""
+    """Levels by repeatedly taking the undominated systems of an acyclic relation.
+
+    Kahn's algorithm by layers: in-degrees are updated by the removed rows, so the whole
+    peel costs O(n^2) instead of re-slicing the relation every level.
+    """
     n = dominates.shape[0]
     level = [-1] * n
+    dom = dominates.astype(np.int64)
+    indeg = dom.sum(axis=0)
     alive = np.ones(n, dtype=bool)
     k = 0
     while alive.any():
-        sub = dominates[np.ix_(alive, alive)]
-        top = ~sub.any(axis=0)
-        idx = np.flatnonzero(alive)[top]
-        if len(idx) == 0:  # cannot happen for an acyclic relation; guard against loops
+        top = np.flatnonzero(alive & (indeg == 0))
+        if len(top) == 0:  # cannot happen for an acyclic relation; guard against loops
             raise RuntimeError("dominance relation has a cycle")
-        for i in idx:
+        for i in top:
             level[int(i)] = k
-        alive[idx] = False
+        alive[top] = False
+        indeg -= dom[top].sum(axis=0)
         k += 1
     return level
 
@@ -145,8 +152,10 @@ def schulze(ctx: RuleContext) -> RankingResult:
     p = ctx.pairwise
     n = ctx.n
     d = np.where(beats(p), p, 0.0)
-    for k in range(n):  # widest paths (Floyd-Warshall with max-min)
-        d = np.maximum(d, np.minimum(d[:, [k]], d[[k], :]))
+    tmp = np.empty_like(d)
+    for k in range(n):  # widest paths (Floyd-Warshall with max-min), in place
+        np.minimum(d[:, k, None], d[None, k, :], out=tmp)
+        np.maximum(d, tmp, out=d)
     np.fill_diagonal(d, 0.0)
     tol = TIE_RTOL * max(1.0, float(np.abs(d).max(initial=0.0)))
     dominates = (d - d.T) > tol
@@ -160,19 +169,12 @@ def schulze(ctx: RuleContext) -> RankingResult:
     )
 
 
-def _reaches(adj: BoolArray, src: int, dst: int) -> bool:
-    seen = {src}
-    stack = [src]
-    while stack:
-        u = stack.pop()
-        if u == dst:
-            return True
-        for v in np.flatnonzero(adj[u]):
-            iv = int(v)
-            if iv not in seen:
-                seen.add(iv)
-                stack.append(iv)
-    return False
+def _lock(closure: BoolArray, a: int, c: int) -> None:
+    """Add a -> c to an acyclic relation kept as its reflexive transitive closure."""
+    if closure[a, c]:
+        return  # already implied: nothing to add
+    anc = np.flatnonzero(closure[:, a])
+    closure[anc] |= closure[c]
 
 
 @register_rule(
@@ -187,30 +189,50 @@ def ranked_pairs(ctx: RuleContext) -> RankingResult:
     margin = p - p.T
     b = beats(p)
     n = ctx.n
-    pairs = [(float(margin[a, c]), a, c) for a in range(n) for c in range(n) if b[a, c]]
-    locked = np.zeros((n, n), dtype=bool)
+    src_idx, dst_idx = np.nonzero(b)
+    vals = margin[src_idx, dst_idx]
+    by_margin = np.argsort(-vals, kind="stable")
+    src_idx, dst_idx, vals = src_idx[by_margin], dst_idx[by_margin], vals[by_margin]
+    # Reachability of the locked relation, reflexive: a pair (a, c) closes a cycle iff
+    # c already reaches a. Kept as a closure matrix, so each test is one lookup.
+    closure = np.eye(n, dtype=bool)
     tol = TIE_RTOL * max(1.0, float(np.abs(margin).max(initial=0.0)))
-    pairs.sort(key=lambda t: -t[0])
     i = 0
     skipped: list[list[str]] = []
-    while i < len(pairs):
+    m = len(vals)
+    while i < m:
         j = i
-        while j < len(pairs) and pairs[i][0] - pairs[j][0] <= tol:
+        while j < m and vals[i] - vals[j] <= tol:
             j += 1
-        batch = pairs[i:j]
+        ba, bc = src_idx[i:j], dst_idx[i:j]
         # Candidates: pairs that close no cycle with what is locked already.
-        cand = [(a, c) for _, a, c in batch if not _reaches(locked, c, a)]
-        trial = locked.copy()
-        for a, c in cand:
-            trial[a, c] = True
-        # Lock only candidates on no cycle of (locked + candidates): order-independent.
-        keep = [(a, c) for a, c in cand if not _reaches(trial, c, a)]
-        for a, c in keep:
-            locked[a, c] = True
-        kept = set(keep)
-        skipped += [[ctx.systems[a], ctx.systems[c]] for _, a, c in batch if (a, c) not in kept]
+        ok = ~closure[bc, ba]
+        ca, cc = ba[ok], bc[ok]
+        keep = np.zeros(len(ca), dtype=bool)
+        if len(ca) == 1:
+            keep[0] = True  # a lone candidate closes no cycle (checked just above)
+            _lock(closure, int(ca[0]), int(cc[0]))
+        elif len(ca):
+            # Lock only candidates on no cycle of (locked + candidates): order-independent.
+            # A pair a -> c lies on such a cycle iff a and c share a strongly connected
+            # component of that graph (the closure has the locked graph's reachability).
+            trial = csr_array(closure)
+            trial = trial + csr_array(
+                (np.ones(len(ca), dtype=bool), (ca, cc)), shape=(n, n), dtype=bool
+            )
+            _, comp = connected_components(trial, directed=True, connection="strong")
+            keep = comp[ca] != comp[cc]
+            for a, c in zip(ca[keep], cc[keep], strict=True):
+                _lock(closure, int(a), int(c))
+        kept = set(zip(ca[keep].tolist(), cc[keep].tolist(), strict=True))
+        skipped += [
+            [ctx.systems[a], ctx.systems[c]]
+            for a, c in zip(ba.tolist(), bc.tolist(), strict=True)
+            if (a, c) not in kept
+        ]
         i = j
-    levels = peel_levels(locked)
+    np.fill_diagonal(closure, False)
+    levels = peel_levels(closure)
     return result_from_levels(
         rule=ctx.rule.name,
         systems=ctx.systems,

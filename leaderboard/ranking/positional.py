@@ -4,6 +4,7 @@ Baldwin and Nanson."""
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from leaderboard.ranking.context import RuleContext
 from leaderboard.ranking.registry import register_rule
@@ -36,9 +37,11 @@ def plurality(ctx: RuleContext) -> RankingResult:
         # Vote'n'Rank: a tie for first gives nobody the point (max rank must be 1).
         per_task = (ctx.positions("max") <= 1).astype(np.float64)
     else:
-        points = np.zeros(ctx.n)
-        points[0] = 1.0
-        per_task = _block_share(ctx, points)
+        # The tied top block of each task shares the point (what _block_share gives for
+        # points [1, 0, ..., 0]), without ranking every task.
+        x = ctx.x
+        top = (x == x.max(axis=0)).astype(np.float64)
+        per_task = top / top.sum(axis=0)
     scores = per_task @ ctx.weights
     return result_from_scores(
         rule=ctx.rule.name,
@@ -60,6 +63,10 @@ def borda(ctx: RuleContext) -> RankingResult:
     if ctx.votenrank:
         # Vote'n'Rank: n - max_rank, so tied systems all get the lowest share.
         scores = (ctx.n - ctx.positions("max")) @ ctx.weights
+    elif ctx.missing == "median" or not np.isnan(ctx.raw).any():
+        # Complete scores: systems beaten + ties/2 = n - average position, so Borda needs
+        # only per-task sorts (T n log n), not the n x n pairwise matrix.
+        scores = (ctx.n - ctx.positions("average")) @ ctx.weights
     else:
         scores = ctx.pairwise.sum(axis=1)
     return result_from_scores(
@@ -124,18 +131,14 @@ def threshold(ctx: RuleContext) -> RankingResult:
     )
 
 
-def _borda_on(ctx: RuleContext, alive: np.ndarray) -> FloatArray:
+def _borda_votenrank(ctx: RuleContext, alive: npt.NDArray[np.bool_]) -> FloatArray:
     idx = np.flatnonzero(alive)
-    if ctx.votenrank:
-        sub = ctx.x[idx]
-        # Re-rank among survivors with max-rank ties, as Vote'n'Rank's baldwin_election does.
-        worse_or_equal = (sub[:, None, :] <= sub[None, :, :]).sum(axis=1)  # count b with x_b >= x_a
-        max_rank = worse_or_equal.astype(np.float64)
-        out: FloatArray = (len(idx) - max_rank) @ ctx.weights
-        return out
-    sub_p = ctx.pairwise[np.ix_(idx, idx)]
-    res: FloatArray = sub_p.sum(axis=1)
-    return res
+    sub = ctx.x[idx]
+    # Re-rank among survivors with max-rank ties, as Vote'n'Rank's baldwin_election does.
+    worse_or_equal = (sub[:, None, :] <= sub[None, :, :]).sum(axis=1)  # count b with x_b >= x_a
+    max_rank = worse_or_equal.astype(np.float64)
+    out: FloatArray = (len(idx) - max_rank) @ ctx.weights
+    return out
 
 
 def _eliminate(ctx: RuleContext, *, nanson: bool) -> RankingResult:
@@ -143,9 +146,13 @@ def _eliminate(ctx: RuleContext, *, nanson: bool) -> RankingResult:
     rounds: list[list[str]] = []
     eliminated_round = np.full(ctx.n, -1)
     r = 0
+    # Podium: Borda among the survivors is the row sum of P over the survivors; keep it
+    # up to date by subtracting the dropped columns (O(n) per dropped system, not O(n^2)
+    # per round).
+    full = None if ctx.votenrank else ctx.pairwise.sum(axis=1)
     while True:
         idx = np.flatnonzero(alive)
-        b = _borda_on(ctx, alive)
+        b = _borda_votenrank(ctx, alive) if full is None else full[idx]
         tol = TIE_RTOL * max(1.0, float(np.abs(b).max()))
         if b.max() - b.min() <= tol:
             break  # all survivors tie: they are the winners
@@ -154,6 +161,8 @@ def _eliminate(ctx: RuleContext, *, nanson: bool) -> RankingResult:
         alive[drop] = False
         eliminated_round[drop] = r
         rounds.append(sorted(ctx.systems[i] for i in drop))
+        if full is not None:
+            full = full - ctx.pairwise[:, drop].sum(axis=1)
         r += 1
     # Later elimination = better; survivors best of all.
     levels = [0 if alive[i] else r - int(eliminated_round[i]) for i in range(ctx.n)]

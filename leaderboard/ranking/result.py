@@ -86,27 +86,31 @@ def jsonable_dict(value: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _same(a: float, b: float) -> bool:
-    return abs(a - b) <= TIE_RTOL * max(1.0, abs(a), abs(b))
-
-
 def competition_ranks(keys: Sequence[float]) -> list[int]:
-    """Competition ranks ('1224') for keys where LOWER is better; NaN ranks last, tied."""
-    n = len(keys)
-    order = sorted(range(n), key=lambda i: (math.isnan(keys[i]), keys[i]))
-    ranks = [0] * n
-    for pos, i in enumerate(order):
-        if pos > 0:
-            prev = order[pos - 1]
-            a, b = keys[prev], keys[i]
-            tied = (math.isnan(a) and math.isnan(b)) or (
-                not math.isnan(a) and not math.isnan(b) and _same(a, b)
-            )
-            if tied:
-                ranks[i] = ranks[prev]
-                continue
-        ranks[i] = pos + 1
-    return ranks
+    """Competition ranks ('1224') for keys where LOWER is better; NaN ranks last, tied.
+
+    A key ties with the one sorted just before it when they agree within ``TIE_RTOL``
+    (relative); vectorised, it is on the path of every rule.
+    """
+    k = np.asarray(keys, dtype=np.float64)
+    n = len(k)
+    if n == 0:
+        return []
+    order = np.argsort(k, kind="stable")  # NaN last, ties in input order
+    s = k[order]
+    nan = np.isnan(s)
+    prev, cur = s[:-1], s[1:]
+    with np.errstate(invalid="ignore"):
+        scale = np.maximum(1.0, np.maximum(np.abs(prev), np.abs(cur)))
+        close = np.abs(cur - prev) <= TIE_RTOL * scale
+    tied = (nan[:-1] & nan[1:]) | (~nan[:-1] & ~nan[1:] & close)
+    start = np.ones(n, dtype=bool)
+    start[1:] = ~tied
+    first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = first + 1
+    out: list[int] = ranks.tolist()
+    return out
 
 
 def build_result(
