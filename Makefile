@@ -58,7 +58,7 @@ demo: $(DEMO_STAMP)
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py load_catalog
 	@set -e; mkdir -p var/log; \
-	$(DEMO_ENV) $(VENV)/bin/celery -A config worker --pool=solo --loglevel=INFO -Q platform -n platform@%h >var/log/platform-worker.log 2>&1 & platform=$$!; \
+	$(DEMO_ENV) $(VENV)/bin/celery -A config worker --pool=solo --loglevel=INFO -Q platform -n platform@%h -B -s var/celerybeat-schedule >var/log/platform-worker.log 2>&1 & platform=$$!; \
 	$(DEMO_ENV) $(VENV)/bin/celery -A gpu_worker.app worker --pool=solo --loglevel=INFO -Q gpu -n gpu@%h >var/log/gpu-worker.log 2>&1 & gpu=$$!; \
 	trap 'kill -QUIT $$platform $$gpu 2>/dev/null; wait $$platform $$gpu 2>/dev/null' EXIT INT TERM; \
 	echo "Workers started (logs in var/log/). Running the demo jobs:"; \
