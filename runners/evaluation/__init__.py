@@ -1,0 +1,1 @@
+"""Evaluation-only runners (decoders through lm-eval)."""

@@ -1,0 +1,49 @@
+"""MeZO (Malladi et al., 2023): zeroth-order SGD with forward passes only, in place.
+
+Each step draws z ~ N(0, I) from a fresh seed, evaluates the loss at theta + eps*z and
+theta - eps*z, restores theta, and moves along z by the projected gradient
+(l+ - l-) / (2 eps). z is never stored: it is regenerated from its seed, so memory stays
+at inference level (no gradients, no optimizer state, no activations kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+
+def _perturb(parameters: Sequence[torch.nn.Parameter], *, seed: int, scale: float) -> None:
+    generator = torch.Generator(device=parameters[0].device).manual_seed(seed)
+    for parameter in parameters:
+        z = torch.randn(
+            parameter.shape,
+            generator=generator,
+            device=parameter.device,
+            dtype=parameter.dtype,
+        )
+        parameter.data.add_(z, alpha=scale)
+
+
+@torch.no_grad()
+def mezo_step(
+    parameters: Sequence[torch.nn.Parameter],
+    loss_fn: Callable[[], torch.Tensor],
+    *,
+    seed: int,
+    eps: float,
+    learning_rate: float,
+    weight_decay: float = 0.0,
+) -> tuple[float, float]:
+    """One MeZO-SGD step; returns (loss at theta + eps z, projected gradient)."""
+    _perturb(parameters, seed=seed, scale=eps)
+    loss_plus = float(loss_fn())
+    _perturb(parameters, seed=seed, scale=-2 * eps)
+    loss_minus = float(loss_fn())
+    _perturb(parameters, seed=seed, scale=eps)
+    projected_grad = (loss_plus - loss_minus) / (2 * eps)
+    if weight_decay:
+        for parameter in parameters:
+            parameter.data.mul_(1 - learning_rate * weight_decay)
+    _perturb(parameters, seed=seed, scale=-learning_rate * projected_grad)
+    return loss_plus, projected_grad
