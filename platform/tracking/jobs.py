@@ -40,7 +40,13 @@ from runners.spec import (
 from tracking.artifacts import artifact_record_ref, artifact_store_inline
 from tracking.control import control_send
 from tracking.models import Job, MetricPoint, ProvenanceTier, Run, Score, Visibility
-from tracking.services import RunInputError, config_fingerprint, record_transition, run_transition
+from tracking.services import (
+    RunInputError,
+    config_fingerprint,
+    eval_split_fields,
+    record_transition,
+    run_transition,
+)
 from tracking.status import FINAL_STATUSES, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -72,7 +78,7 @@ def job_build_spec(*, job: Job) -> JobSpec:
             memory_gb=float(job.resources.get("memory_gb", 0.0)),
         ),
         time_limit_s=job.time_limit_s,
-        eval_split=str(run.spec.get("eval_split", "")),
+        eval_split=run.eval_split,
     )
 
 
@@ -326,7 +332,7 @@ def runs_request(
                 status=RunStatus.QUEUED,
                 visibility=visibility,
                 provenance_tier=ProvenanceTier.EXECUTED,
-                spec={"eval_split": eval_split} if eval_split else {},
+                **eval_split_fields(task=each_task, split=eval_split),
             )
             Job.objects.create(run=run, max_attempts=max_attempts)
             record_transition(run=run, from_status="", reason="requested")

@@ -52,6 +52,10 @@ class Run(models.Model):
     config = models.JSONField(default=dict, blank=True, help_text="Hyperparameters, seed excluded.")
     config_hash = models.CharField(max_length=64, db_index=True, editable=False)
     seed = models.BigIntegerField()
+    # The split the scores come from. Runs scored elsewhere than the task's official
+    # evaluation split are separate systems on leaderboards, never averaged with the rest.
+    eval_split = models.CharField(max_length=64, blank=True)
+    on_official_split = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     status_reason = models.TextField(blank=True)
     visibility = models.CharField(

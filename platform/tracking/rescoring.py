@@ -95,6 +95,7 @@ def run_create_from_predictions(
         tags=tags,
         description=description,
         provenance_tier=ProvenanceTier.RESCORED,
+        eval_split=split,
         provenance={"split": split, "gold_sha256": gold.sha256, "predictions": len(parsed)},
     )
     content = predictions if predictions.endswith("\n") else predictions + "\n"

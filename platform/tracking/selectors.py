@@ -37,13 +37,16 @@ class SystemScores:
     backbone: Backbone
     config_hash: str
     config: dict[str, Any]
+    # False for a system scored on splits other than the tasks' official evaluation splits.
+    official_split: bool = True
     # (task id, metric key) -> aggregate over the system's seeds
     scores: dict[tuple[int, str], SeedAggregate] = field(default_factory=dict)
     provenance_tiers: set[str] = field(default_factory=set)
 
     @property
     def label(self) -> str:
-        return f"{self.method.name} · {self.backbone.name} · {self.config_hash[:7]}"
+        label = f"{self.method.name} · {self.backbone.name} · {self.config_hash[:7]}"
+        return label if self.official_split else f"{label} · non-official split"
 
 
 def visible_runs_filter(*, viewer: AbstractBaseUser | AnonymousUser | None, prefix: str = "") -> Q:
@@ -74,16 +77,26 @@ def system_scores(
             run__status=RunStatus.SUCCEEDED,
         )
         .values(
-            "run__method_id", "run__backbone_id", "run__config_hash", "run__task_id", "metric__key"
+            "run__method_id",
+            "run__backbone_id",
+            "run__config_hash",
+            "run__on_official_split",
+            "run__task_id",
+            "metric__key",
         )
         # Population std: SQLite's sample std raises on a single value where PostgreSQL
         # returns NULL; the sample std is derived from it below.
         .annotate(mean=Avg("value"), pstd=StdDev("value"), count=Count("id"))
         .order_by()
     )
-    systems: dict[tuple[int, int, str], SystemScores] = {}
+    systems: dict[tuple[int, int, str, bool], SystemScores] = {}
     for row in rows:
-        key = (row["run__method_id"], row["run__backbone_id"], row["run__config_hash"])
+        key = (
+            row["run__method_id"],
+            row["run__backbone_id"],
+            row["run__config_hash"],
+            row["run__on_official_split"],
+        )
         system = systems.get(key)
         if system is None:
             system = systems[key] = SystemScores(
@@ -91,6 +104,7 @@ def system_scores(
                 backbone=Backbone(pk=key[1]),
                 config_hash=key[2],
                 config={},
+                official_split=key[3],
             )
         count = row["count"]
         std = float(row["pstd"]) * math.sqrt(count / (count - 1)) if count > 1 else None
@@ -109,15 +123,29 @@ def system_scores(
             status=RunStatus.SUCCEEDED,
             config_hash__in={k[2] for k in systems},
         )
-        .values("method_id", "backbone_id", "config_hash", "config", "provenance_tier")
+        .values(
+            "method_id",
+            "backbone_id",
+            "config_hash",
+            "on_official_split",
+            "config",
+            "provenance_tier",
+        )
         .distinct()
     )
     for detail in details:
-        found = systems.get((detail["method_id"], detail["backbone_id"], detail["config_hash"]))
+        found = systems.get(
+            (
+                detail["method_id"],
+                detail["backbone_id"],
+                detail["config_hash"],
+                detail["on_official_split"],
+            )
+        )
         if found is not None:
             found.config = detail["config"]
             found.provenance_tiers.add(detail["provenance_tier"])
-    for (method_id, backbone_id, _), system in systems.items():
+    for (method_id, backbone_id, _, _), system in systems.items():
         system.method = methods[method_id]
         system.backbone = backbones[backbone_id]
     return sorted(systems.values(), key=lambda s: s.label)

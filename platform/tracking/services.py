@@ -30,6 +30,13 @@ def config_fingerprint(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def eval_split_fields(*, task: Task, split: str = "") -> dict[str, Any]:
+    """The run fields that say which split its scores come from."""
+    official = str(task.definition.get("eval_split", ""))
+    chosen = split or official
+    return {"eval_split": chosen, "on_official_split": chosen == official}
+
+
 def _set_tags(*, run: Run, tags: Iterable[str]) -> None:
     names = sorted({t.strip().lower() for t in tags if t.strip()})
     run.tags.set([Tag.objects.get_or_create(name=name)[0] for name in names])
@@ -57,6 +64,7 @@ def run_create_external(
     description: str = "",
     provenance: Mapping[str, Any] | None = None,
     provenance_tier: str = ProvenanceTier.SELF_REPORTED,
+    eval_split: str = "",
 ) -> Run:
     """Record a run made outside Podium: it is finished on arrival, with its scores."""
     metrics = {m.key: m for m in task.metrics.all()}
@@ -92,6 +100,7 @@ def run_create_external(
         config=dict(config),
         config_hash=config_fingerprint(config),
         seed=seed,
+        **eval_split_fields(task=task, split=eval_split),
         status=RunStatus.SUCCEEDED,
         visibility=visibility,
         provenance_tier=provenance_tier,

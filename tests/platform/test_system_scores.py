@@ -126,3 +126,21 @@ def test_seed_inside_config_is_refused() -> None:
 def test_config_order_does_not_change_the_system() -> None:
     assert config_fingerprint({"a": 1, "b": [1, 2]}) == config_fingerprint({"b": [1, 2], "a": 1})
     assert config_fingerprint({"a": 1}) != config_fingerprint({"a": 2})
+
+
+def test_runs_on_another_split_are_a_separate_marked_system(
+    parts: tuple[Method, Backbone, Task],
+) -> None:
+    task = parts[2]
+    task.definition = {"eval_split": "validation"}
+    task.save()
+    official = submit(parts, value=0.8, seed=0)
+    elsewhere = submit(parts, value=0.4, seed=1, eval_split="train")
+    assert (official.eval_split, official.on_official_split) == ("validation", True)
+    assert (elsewhere.eval_split, elsewhere.on_official_split) == ("train", False)
+
+    systems = {s.official_split: s for s in system_scores(task_ids=[task.pk])}
+    assert systems[True].scores[(task.pk, "accuracy")].mean == pytest.approx(0.8)
+    assert systems[False].scores[(task.pk, "accuracy")].mean == pytest.approx(0.4)
+    assert systems[False].label.endswith("non-official split")
+    assert not systems[True].label.endswith("non-official split")
