@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "catalog",
     "tracking",
     "dashboard",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -212,6 +213,13 @@ PODIUM_PRIVATE_DIR = Path(env_str("PODIUM_PRIVATE_DIR", default=str(VAR_DIR / "p
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Hashed, revocable API tokens first, so an unauthenticated request is answered 401;
+    # the session serves the dashboard's own calls.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
