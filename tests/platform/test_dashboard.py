@@ -8,24 +8,13 @@ from django.test import Client
 
 from catalog.models import Task
 from tests.factories import BackboneFactory, MethodFactory, UserFactory
+from tests.published import BERT_LARGE_GLUE
 from tracking.models import Visibility
 from tracking.services import run_create_external
 
 pytestmark = pytest.mark.django_db
 
-# BERT-large's GLUE test results (Devlin et al. 2019, Table 1 + the GLUE leaderboard).
-BERT_LARGE = {
-    "cola": {"mcc": 0.605},
-    "sst2": {"accuracy": 0.949},
-    "mrpc": {"f1": 0.893, "accuracy": 0.856},
-    "stsb": {"pearson": 0.870, "spearman": 0.865},
-    "qqp": {"f1": 0.721, "accuracy": 0.892},
-    "mnli_matched": {"accuracy": 0.867},
-    "mnli_mismatched": {"accuracy": 0.859},
-    "qnli": {"accuracy": 0.927},
-    "rte": {"accuracy": 0.701},
-    "wnli": {"accuracy": 0.651},
-}
+BERT_LARGE = BERT_LARGE_GLUE
 
 
 @pytest.fixture
