@@ -488,6 +488,9 @@ class QueueSerializer(serializers.Serializer[Any]):
 class LeaderboardQuerySerializer(serializers.Serializer[Any]):
     rule = serializers.CharField(required=False, default="official")
     missing = serializers.CharField(required=False, default="", allow_blank=True)
+    # "personal" adds the caller's own private runs; computed separately from the public
+    # board, so a private run never moves a public rank.
+    view = serializers.ChoiceField(choices=["public", "personal"], required=False, default="public")
 
     def validate_rule(self, value: str) -> str:
         if value not in leaderboard_rules():

@@ -15,7 +15,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -400,7 +400,7 @@ class SuiteLeaderboardView(ApiErrorsMixin, APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        summary="The public leaderboard of a suite's latest published version",
+        summary="A suite's leaderboard: public runs, or with view=personal also your own",
         parameters=[s.LeaderboardQuerySerializer],
         responses={200: s.LeaderboardSerializer, 400: ERRORS_400, 404: DETAIL_404},
     )
@@ -411,9 +411,12 @@ class SuiteLeaderboardView(ApiErrorsMixin, APIView):
         version = suite_published_latest(key=key)
         if version is None:
             raise NotFound(f"Suite {key!r} has no published version yet.")
+        personal = query.validated_data["view"] == "personal"
+        if personal and not request.user.is_authenticated:
+            raise NotAuthenticated("The personal view needs a signed-in user or a token.")
         board = suite_leaderboard(
             suite_version=version,
-            viewer=None,  # public runs only, as on the dashboard
+            viewer=request.user if personal else None,
             rule=query.validated_data["rule"],
             missing=query.validated_data["missing"],
         )

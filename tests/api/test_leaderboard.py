@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -110,3 +111,28 @@ def test_an_unknown_rule_or_policy_is_a_400(
 
 def test_an_unknown_suite_is_404(api: APIClient) -> None:
     assert api.get("/api/v1/suites/nope/leaderboard/").status_code == 404
+
+
+def test_the_personal_view_adds_only_the_callers_private_runs(
+    api: APIClient,
+    alice: User,
+    bob: User,
+    client_for: Callable[[User], APIClient],
+    glue: None,
+) -> None:
+    bert = BackboneFactory.create(key="bert-large", name="BERT-large")
+    submit(alice, MethodFactory.create(key="pub", name="Public one"), bert, BERT_LARGE)
+    secret = MethodFactory.create(key="secret", name="Secret one")
+    submit(alice, secret, bert, BERT_LARGE, visibility=Visibility.PRIVATE)
+
+    def systems(client: APIClient, query: str = "") -> set[str]:
+        response = client.get(BOARD + query)
+        assert response.status_code == 200, response.content
+        return {row["method"] for row in response.json()["rows"]}
+
+    assert systems(api) == {"pub"}
+    assert systems(client_for(alice), "?view=personal") == {"pub", "secret"}
+    assert systems(client_for(alice)) == {"pub"}  # the public board stays public
+    assert systems(client_for(bob), "?view=personal") == {"pub"}
+    assert api.get(BOARD + "?view=personal").status_code == 401
+    assert api.get(BOARD + "?view=everything").status_code == 400
