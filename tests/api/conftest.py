@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -81,3 +82,11 @@ def small_catalog() -> Catalog:
 
 def metric(task: Task, key: str) -> TaskMetric:
     return task.metrics.get(key=key)
+
+
+def assert_field_error(response: Any, field: str, says: str) -> None:
+    """A 400 whose machine-readable body names exactly `field`, with `says` in its message."""
+    assert response.status_code == 400, response.content
+    errors = response.json()["errors"]
+    assert list(errors) == [field], errors
+    assert says in " ".join(errors[field])

@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.models import SuiteVersionStatus
-from tests.api.conftest import Catalog
+from tests.api.conftest import Catalog, assert_field_error
 from tests.factories import SuiteTaskFactory, SuiteVersionFactory
 from tracking.jobs import runs_request
 from tracking.models import Job, Run, Visibility
@@ -117,11 +117,9 @@ def test_a_bad_job_request_is_a_400_naming_the_field(
     field: str,
     says: str,
 ) -> None:
-    response = client_for(alice).post(JOBS, job_body(**overrides), format="json")
-    assert response.status_code == 400, response.content
-    errors = response.json()["errors"]
-    assert list(errors) == [field], errors
-    assert says in " ".join(errors[field])
+    assert_field_error(
+        client_for(alice).post(JOBS, job_body(**overrides), format="json"), field, says
+    )
     assert not Run.objects.exists()
 
 

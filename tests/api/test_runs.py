@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from api.models import IdempotentRequest
-from tests.api.conftest import Catalog
+from tests.api.conftest import Catalog, assert_field_error
 from tracking.models import Run, Visibility
 from tracking.services import run_create_external
 
@@ -102,11 +102,9 @@ def test_bad_input_is_a_400_naming_the_field_and_writes_nothing(
     field: str,
     says: str,
 ) -> None:
-    response = client_for(alice).post(RUNS, run_body(**overrides), format="json")
-    assert response.status_code == 400, response.content
-    errors = response.json()["errors"]
-    assert list(errors) == [field], errors
-    assert says in " ".join(errors[field])
+    assert_field_error(
+        client_for(alice).post(RUNS, run_body(**overrides), format="json"), field, says
+    )
     assert not Run.objects.exists()
 
 
