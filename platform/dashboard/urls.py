@@ -12,4 +12,6 @@ urlpatterns = [
     path("suites/<slug:key>/freeze/", views.suite_freeze, name="suite-freeze"),
     path("snapshots/<uuid:uuid>/", views.snapshot_detail, name="snapshot"),
     path("jobs/", views.job_queue_page, name="jobs"),
+    path("runs/<uuid:uuid>/", views.run_detail, name="run"),
+    path("static-lib/plotly.min.js", views.plotly_js, name="plotly-js"),
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
 
 from catalog.models import Benchmark, Suite, Task
@@ -15,6 +18,7 @@ from catalog.selectors import (
     suite_version_items,
     suite_version_latest,
 )
+from dashboard.charts import run_curves_figure
 from dashboard.selectors import OFFICIAL, leaderboard_rules, suite_leaderboard
 from dashboard.snapshots import snapshot_bibtex, snapshot_freeze
 from leaderboard.ranking import MISSING_POLICIES
@@ -130,6 +134,40 @@ def snapshot_detail(request: HttpRequest, uuid: str) -> HttpResponse:
         "dashboard/snapshot.html",
         {"snapshot": snapshot, "bibtex": snapshot_bibtex(snapshot=snapshot, url=url)},
     )
+
+
+def run_detail(request: HttpRequest, uuid: str) -> HttpResponse:
+    run = get_object_or_404(
+        Run.objects.filter(visible_runs_filter(viewer=request.user)).select_related(
+            "method", "backbone", "task", "task__benchmark", "owner"
+        ),
+        uuid=uuid,
+    )
+    return render(
+        request,
+        "dashboard/run.html",
+        {
+            "run": run,
+            "scores": run.scores.select_related("metric").order_by("metric__position"),
+            "transitions": run.transitions.order_by("at", "id"),
+            "artifacts": run.artifacts.order_by("name"),
+            "job": getattr(run, "job", None),
+            "curves": run_curves_figure(run=run),
+        },
+    )
+
+
+@cache_control(public=True, max_age=7 * 24 * 3600)
+def plotly_js(request: HttpRequest) -> HttpResponse:
+    """plotly.js from the installed plotly package: the dashboard works offline, no CDN."""
+    return HttpResponse(_plotly_bundle(), content_type="application/javascript")
+
+
+@functools.cache
+def _plotly_bundle() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
 
 
 def job_queue_page(request: HttpRequest) -> HttpResponse:
