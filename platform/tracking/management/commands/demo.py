@@ -30,7 +30,7 @@ DEMO_TASKS = [
 # Encoder methods, run on MiniLM when the runners and the model package are installed.
 # Small budgets so the demo's jobs finish in minutes on 2 CPU cores; measured on SST-2 dev
 # (seed 1): LoRA 0.79, BitFit 0.66 against a majority class of 0.51.
-ENCODER_METHODS = [
+ENCODER_METHODS: list[tuple[str, dict[str, Any]]] = [
     ("full_finetuning", {"epochs": 1, "max_train_examples": 800}),
     ("lora", {"epochs": 2, "max_train_examples": 800, "learning_rate": 1e-3}),
     ("bitfit", {"epochs": 2, "max_train_examples": 800}),
