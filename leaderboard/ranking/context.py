@@ -15,6 +15,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from leaderboard.ranking.registry import Rule
+from leaderboard.ranking.result import RankingResult, result_from_scores
 from leaderboard.ranking.table import FloatArray, RankingInputError, ScoreTable
 
 MISSING_POLICIES = ("pairwise", "impute", "median")
@@ -268,4 +269,15 @@ def make_context(
         missing=policy,
         convention=convention,
         params=dict(params or {}),
+    )
+
+
+def ranked_by_score(ctx: RuleContext, scores: Any) -> RankingResult:
+    """The result of a rule whose higher per-system score ranks higher, with no details."""
+    return result_from_scores(
+        rule=ctx.rule.name,
+        systems=ctx.systems,
+        scores=list(scores),
+        higher_is_better=True,
+        details={},
     )

@@ -7,7 +7,7 @@ import numpy.typing as npt
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
 
-from leaderboard.ranking.context import RuleContext
+from leaderboard.ranking.context import RuleContext, ranked_by_score
 from leaderboard.ranking.registry import register_rule
 from leaderboard.ranking.result import (
     TIE_RTOL,
@@ -109,13 +109,7 @@ def condorcet(ctx: RuleContext) -> RankingResult:
 def copeland(ctx: RuleContext) -> RankingResult:
     b = beats(ctx.pairwise)
     scores = b.sum(axis=1) - b.sum(axis=0)
-    return result_from_scores(
-        rule=ctx.rule.name,
-        systems=ctx.systems,
-        scores=scores.astype(float).tolist(),
-        higher_is_better=True,
-        details={},
-    )
+    return ranked_by_score(ctx, scores.astype(float).tolist())
 
 
 @register_rule(

@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from leaderboard.ranking.context import RuleContext
+from leaderboard.ranking.context import RuleContext, ranked_by_score
 from leaderboard.ranking.registry import register_rule
 from leaderboard.ranking.result import (
     TIE_RTOL,
     RankingResult,
     result_from_levels,
-    result_from_scores,
 )
 from leaderboard.ranking.table import FloatArray
 
@@ -43,13 +42,7 @@ def plurality(ctx: RuleContext) -> RankingResult:
         top = (x == x.max(axis=0)).astype(np.float64)
         per_task = top / top.sum(axis=0)
     scores = per_task @ ctx.weights
-    return result_from_scores(
-        rule=ctx.rule.name,
-        systems=ctx.systems,
-        scores=scores.tolist(),
-        higher_is_better=True,
-        details={},
-    )
+    return ranked_by_score(ctx, scores.tolist())
 
 
 @register_rule(
@@ -69,13 +62,7 @@ def borda(ctx: RuleContext) -> RankingResult:
         scores = (ctx.n - ctx.positions("average")) @ ctx.weights
     else:
         scores = ctx.pairwise.sum(axis=1)
-    return result_from_scores(
-        rule=ctx.rule.name,
-        systems=ctx.systems,
-        scores=scores.tolist(),
-        higher_is_better=True,
-        details={},
-    )
+    return ranked_by_score(ctx, scores.tolist())
 
 
 @register_rule(
@@ -89,13 +76,7 @@ def dowdall(ctx: RuleContext) -> RankingResult:
     else:
         per_task = _block_share(ctx, 1.0 / np.arange(1, ctx.n + 1))
     scores = per_task @ ctx.weights
-    return result_from_scores(
-        rule=ctx.rule.name,
-        systems=ctx.systems,
-        scores=scores.tolist(),
-        higher_is_better=True,
-        details={},
-    )
+    return ranked_by_score(ctx, scores.tolist())
 
 
 @register_rule(
