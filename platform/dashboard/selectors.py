@@ -75,21 +75,31 @@ def _runs_fingerprint(
     return f"{stamp['count']}-{stamp['last'].isoformat() if stamp['last'] else ''}"
 
 
-def _task_scores(system: SystemScores, columns: list[LeaderboardColumn]) -> list[float]:
-    """Each task's score for ranking: the benchmark's own task score (paired metrics
-    averaged, as its official score does), NaN where the system has none."""
-    values = []
-    for column in columns:
-        definition = get_task(benchmark=column.task.benchmark.key, key=column.task.key)
-        benchmark = get_benchmark(key=column.task.benchmark.key)
-        metrics = {
-            key: aggregate.mean
-            for (task_id, key), aggregate in system.scores.items()
-            if task_id == column.task.pk
-        }
-        score = task_score(task=definition, metrics=metrics, method=benchmark.suite_score)
-        values.append(math.nan if score is None else score)
-    return values
+def _task_score_rows(
+    systems: list[SystemScores], columns: list[LeaderboardColumn]
+) -> list[list[float]]:
+    """Each system's score per task for ranking: the benchmark's own task score (paired
+    metrics averaged, as its official score does), NaN where the system has none."""
+    # Definitions are looked up once per column, not once per system and column.
+    scorers = [
+        (
+            column.task.pk,
+            get_task(benchmark=column.task.benchmark.key, key=column.task.key),
+            get_benchmark(key=column.task.benchmark.key).suite_score,
+        )
+        for column in columns
+    ]
+    rows = []
+    for system in systems:
+        by_task: dict[int, dict[str, float]] = {}
+        for (task_id, key), aggregate in system.scores.items():
+            by_task.setdefault(task_id, {})[key] = aggregate.mean
+        row = []
+        for task_id, definition, method in scorers:
+            score = task_score(task=definition, metrics=by_task.get(task_id, {}), method=method)
+            row.append(math.nan if score is None else score)
+        rows.append(row)
+    return rows
 
 
 def suite_leaderboard(
@@ -159,7 +169,7 @@ def _compute(
         table = ScoreTable.build(
             systems=labels,
             tasks=[c.task.key for c in columns],
-            scores=[_task_scores(system, columns) for system in systems],
+            scores=_task_score_rows(systems, columns),
             lower_is_better=[c.task.key for c in columns if not c.higher_is_better],
         )
     if table is not None and rule != OFFICIAL:

@@ -20,8 +20,6 @@ pytestmark = pytest.mark.django_db
 
 BOARD = "/api/v1/suites/glue/leaderboard/"
 
-BERT_LARGE = BERT_LARGE_GLUE
-
 
 @pytest.fixture
 def glue() -> None:
@@ -57,15 +55,19 @@ def test_the_leaderboard_has_directed_columns_and_ranked_rows(
 ) -> None:
     bert = BackboneFactory.create(key="bert-large", name="BERT-large")
     submit(
-        alice, MethodFactory.create(key="ft", name="Fine-tuning"), bert, BERT_LARGE, seeds=(0, 1)
+        alice,
+        MethodFactory.create(key="ft", name="Fine-tuning"),
+        bert,
+        BERT_LARGE_GLUE,
+        seeds=(0, 1),
     )
-    weaker = {k: {m: v - 0.05 for m, v in s.items()} for k, s in BERT_LARGE.items()}
+    weaker = {k: {m: v - 0.05 for m, v in s.items()} for k, s in BERT_LARGE_GLUE.items()}
     submit(alice, MethodFactory.create(key="weak", name="Weaker"), bert, weaker)
     submit(
         alice,
         MethodFactory.create(key="secret", name="Secret"),
         bert,
-        BERT_LARGE,
+        BERT_LARGE_GLUE,
         visibility=Visibility.PRIVATE,
     )
 
@@ -121,9 +123,9 @@ def test_the_personal_view_adds_only_the_callers_private_runs(
     glue: None,
 ) -> None:
     bert = BackboneFactory.create(key="bert-large", name="BERT-large")
-    submit(alice, MethodFactory.create(key="pub", name="Public one"), bert, BERT_LARGE)
+    submit(alice, MethodFactory.create(key="pub", name="Public one"), bert, BERT_LARGE_GLUE)
     secret = MethodFactory.create(key="secret", name="Secret one")
-    submit(alice, secret, bert, BERT_LARGE, visibility=Visibility.PRIVATE)
+    submit(alice, secret, bert, BERT_LARGE_GLUE, visibility=Visibility.PRIVATE)
 
     def systems(client: APIClient, query: str = "") -> set[str]:
         response = client.get(BOARD + query)

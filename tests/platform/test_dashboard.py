@@ -14,8 +14,6 @@ from tracking.services import run_create_external
 
 pytestmark = pytest.mark.django_db
 
-BERT_LARGE = BERT_LARGE_GLUE
-
 
 @pytest.fixture
 def catalog() -> None:
@@ -53,10 +51,10 @@ def test_empty_suite_says_how_to_submit(client: Client, catalog: None) -> None:
 def test_suite_page_shows_the_official_score_and_orders_by_it(
     client: Client, catalog: None
 ) -> None:
-    submit_glue(method_name="Fine-tuning", tasks=BERT_LARGE)
-    weaker = {k: {m: v - 0.05 for m, v in s.items()} for k, s in BERT_LARGE.items()}
+    submit_glue(method_name="Fine-tuning", tasks=BERT_LARGE_GLUE)
+    weaker = {k: {m: v - 0.05 for m, v in s.items()} for k, s in BERT_LARGE_GLUE.items()}
     submit_glue(method_name="Weaker", tasks=weaker)
-    partial = {k: v for k, v in BERT_LARGE.items() if k != "wnli"}
+    partial = {k: v for k, v in BERT_LARGE_GLUE.items() if k != "wnli"}
     submit_glue(method_name="Partial", tasks=partial)
     page = client.get("/suites/glue/").content.decode()
     assert "GLUE score" in page
@@ -66,7 +64,7 @@ def test_suite_page_shows_the_official_score_and_orders_by_it(
 
 
 def test_private_runs_are_not_on_the_public_page(client: Client, catalog: None) -> None:
-    submit_glue(method_name="Secret", tasks=BERT_LARGE, visibility=Visibility.PRIVATE)
+    submit_glue(method_name="Secret", tasks=BERT_LARGE_GLUE, visibility=Visibility.PRIVATE)
     assert "Secret" not in client.get("/suites/glue/").content.decode()
     assert "Secret" not in client.get("/").content.decode()
 
@@ -89,14 +87,14 @@ def test_suite_page_query_count_does_not_grow_with_systems(
     client: Client, catalog: None, django_assert_max_num_queries: object
 ) -> None:
     for i in range(8):
-        submit_glue(method_name=f"Method {i}", tasks=BERT_LARGE)
+        submit_glue(method_name=f"Method {i}", tasks=BERT_LARGE_GLUE)
     with django_assert_max_num_queries(15):  # type: ignore[operator]
         assert client.get("/suites/glue/").status_code == 200
 
 
 def test_the_rule_switcher_ranks_with_the_engine(client: Client, catalog: None) -> None:
-    submit_glue(method_name="Fine-tuning", tasks=BERT_LARGE)
-    weaker = {k: {m: v - 0.05 for m, v in s.items()} for k, s in BERT_LARGE.items()}
+    submit_glue(method_name="Fine-tuning", tasks=BERT_LARGE_GLUE)
+    weaker = {k: {m: v - 0.05 for m, v in s.items()} for k, s in BERT_LARGE_GLUE.items()}
     submit_glue(method_name="Weaker", tasks=weaker)
     page = client.get("/suites/glue/?rule=borda").content.decode()
     assert "Winner under borda: <strong>Fine-tuning" in page
@@ -106,10 +104,10 @@ def test_the_rule_switcher_ranks_with_the_engine(client: Client, catalog: None) 
 
 
 def test_missing_scores_need_a_policy_the_page_says_so(client: Client, catalog: None) -> None:
-    submit_glue(method_name="Complete", tasks=BERT_LARGE)
+    submit_glue(method_name="Complete", tasks=BERT_LARGE_GLUE)
     partial = {
         k: {m: v - 0.01 for m, v in s.items()}
-        for k, s in BERT_LARGE.items()
+        for k, s in BERT_LARGE_GLUE.items()
         if k not in {"wnli", "rte"}
     }
     submit_glue(method_name="Partial", tasks=partial)
@@ -129,7 +127,7 @@ def test_a_cached_leaderboard_is_recomputed_when_runs_change(client: Client, cat
 
 
 def test_a_frozen_snapshot_never_changes_and_can_be_cited(client: Client, catalog: None) -> None:
-    submit_glue(method_name="Fine-tuning", tasks=BERT_LARGE)
+    submit_glue(method_name="Fine-tuning", tasks=BERT_LARGE_GLUE)
     assert client.post("/suites/glue/freeze/?rule=copeland").status_code == 302  # to log in
     from tracking.models import LeaderboardSnapshot
 
@@ -142,6 +140,6 @@ def test_a_frozen_snapshot_never_changes_and_can_be_cited(client: Client, catalo
     page = client.get(response["Location"]).content.decode()
     assert "@misc{podium-glue-" in page
     assert "Fine-tuning" in page
-    submit_glue(method_name="Later", tasks=BERT_LARGE)
+    submit_glue(method_name="Later", tasks=BERT_LARGE_GLUE)
     assert "Later" not in client.get(response["Location"]).content.decode()
     assert "Later" in client.get("/suites/glue/").content.decode()
