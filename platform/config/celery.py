@@ -19,5 +19,5 @@ app.autodiscover_tasks()
 
 @app.task(name="platform.ping", ignore_result=False)
 def ping() -> str:
-    """Round-trip check used by health probes and tests: a worker consumed the queue."""
+    """Round-trip check (tests, operators): a worker consumed the queue and answered."""
     return "pong"

@@ -13,13 +13,12 @@ from runners.execute import execute
 from runners.reporting import CollectingReporter
 from runners.spec import ArtifactRef, BackboneRef, JobSpec, TaskRef
 from tests.factories import RunFactory
-from tests.jobs import stepping_method
+from tests.jobs import stepping_method  # noqa: F401 - importing it registers test-stepper
 from tracking.artifacts import artifact_record_ref
 from tracking.models import Artifact
 
 
 def spec(**config: object) -> JobSpec:
-    assert stepping_method.stepper is not None
     return JobSpec(
         job_id=1,
         attempt=1,
