@@ -1,4 +1,8 @@
-"""The execution task: take a job spec, run it through the runners, report back."""
+"""The execution task: take a job spec, run it through the runners, report back.
+
+A job asking for several GPUs runs under torchrun on this worker (runners.distributed);
+this task stays the only process that talks to the broker either way.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,7 @@ from celery import Task
 
 from gpu_worker.app import app
 from gpu_worker.reporter import BrokerReporter
-from runners.artifact_store import store_from_env
-from runners.execute import execute
+from runners.distributed import execute_on_worker
 from runners.spec import (
     CONTROL_CANCEL,
     CONTROL_STOP,
@@ -92,13 +95,7 @@ def execute_job(self: Task[Any, Any], message: dict[str, Any]) -> str:
             )
             return "cancelled"
         reporter.start()
-        result = execute(
-            spec,
-            reporter=reporter,
-            workdir=workdir,
-            data_dir=_data_dir(),
-            artifact_store=store_from_env(),
-        )
+        result = execute_on_worker(spec, reporter=reporter, workdir=workdir, data_dir=_data_dir())
         if reporter.time_limit_exceeded and result.outcome == "cancelled":
             result = dataclasses.replace(
                 result, outcome="failed", error=f"exceeded its time limit of {spec.time_limit_s} s"
@@ -109,9 +106,9 @@ def execute_job(self: Task[Any, Any], message: dict[str, Any]) -> str:
                 "job %s attempt %s stopped: %s", spec.job_id, spec.attempt, reporter.stop_reason
             )
             return "stopped"
-        reporter.send_result(
-            dataclasses.replace(result, log_tail="\n".join(reporter.lines)[-4000:])
-        )
+        # A failed rank's result carries that rank's log tail; otherwise send this job's.
+        log_tail = result.log_tail or "\n".join(reporter.lines)[-4000:]
+        reporter.send_result(dataclasses.replace(result, log_tail=log_tail))
         return result.outcome
     finally:
         reporter.close()

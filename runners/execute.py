@@ -22,7 +22,7 @@ import jsonschema
 from leaderboard.catalog import TaskDefinition, get_task
 from leaderboard.data import row_id
 from leaderboard.predictions import ParsedPrediction, score_predictions
-from runners import provenance
+from runners import distributed, provenance
 from runners.artifact_store import ArtifactStore, ArtifactStoreError
 from runners.context import JobContext
 from runners.registry import MethodInfo, get_method
@@ -128,6 +128,15 @@ def execute(
         )
         reporter.log(f"{method.key} on {task.qualified_key} v{task.version}, seed {spec.seed}")
         output = method.run(context)
+        if not distributed.is_main_process():
+            # The other ranks of a data-parallel job only trained; rank 0 alone predicts,
+            # scores, stores artifacts and reports the result.
+            return JobResult(
+                job_id=spec.job_id,
+                attempt=spec.attempt,
+                outcome="succeeded",
+                system={k: float(v) for k, v in output.system.items()},
+            )
         rows = context.rows(context.eval_split)
         if len(output.predictions) != len(rows):
             raise RuntimeError(

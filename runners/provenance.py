@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ def package_versions() -> dict[str, str]:
     return {name: v for name in TRACKED_PACKAGES if (v := _version(name)) is not None}
 
 
-def hardware() -> dict[str, Any]:
+def hardware(*, distributed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """This machine; with `distributed` (world size, backend), or inside an initialised
+    process group of several ranks, also how the job was spread over processes."""
     info: dict[str, Any] = {
         "machine": platform.machine(),
         "system": platform.system(),
@@ -81,8 +84,21 @@ def hardware() -> dict[str, Any]:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["gpu_count"] = torch.cuda.device_count()
         info["cuda"] = torch.version.cuda
+    if distributed is None and torch is not None:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            distributed = {"world_size": dist.get_world_size(), "backend": dist.get_backend()}
+    if distributed is not None:
+        info["distributed"] = {
+            "world_size": int(distributed["world_size"]),
+            "backend": str(distributed["backend"]),
+        }
     return info
 
 
-def collect() -> Provenance:
-    return Provenance(code_version=code_version(), packages=package_versions(), hardware=hardware())
+def collect(*, distributed: Mapping[str, Any] | None = None) -> Provenance:
+    return Provenance(
+        code_version=code_version(),
+        packages=package_versions(),
+        hardware=hardware(distributed=distributed),
+    )

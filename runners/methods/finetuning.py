@@ -74,6 +74,15 @@ def _mezo_properties() -> dict[str, Any]:
         **properties,
         "weight_decay": _number(0.0, "Weight decay applied with each update."),
         "eps": _number(1e-3, "Perturbation scale.", minimum=1e-9),
+        "parameters": {
+            "type": "string",
+            "enum": ["full", "lora"],
+            "default": "full",
+            "description": "Perturb every weight, or LoRA adapters plus the task head "
+            "(the paper's MeZO (LoRA) variant).",
+        },
+        "r": _integer(8, "LoRA rank when parameters is 'lora'.", minimum=1),
+        "alpha": _number(16.0, "LoRA scaling numerator when parameters is 'lora'."),
     }
 
 

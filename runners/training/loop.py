@@ -20,9 +20,10 @@ import torch
 
 from leaderboard.data import row_id
 from leaderboard.predictions import ParsedPrediction, score_predictions
+from runners import distributed
 from runners.backbones import load_tokenizer, resolve_backbone
 from runners.context import JobContext, MethodOutput
-from runners.reporting import Reporter, check_cancelled
+from runners.reporting import Reporter
 from runners.training import adapters
 from runners.training.encoding import (
     Encoded,
@@ -32,7 +33,7 @@ from runners.training.encoding import (
     length_grouped_batches,
     task_format,
 )
-from runners.training.mezo import mezo_step
+from runners.training.mezo import mezo_parameters, mezo_step
 from runners.training.modeling import (
     assemble_predictions,
     autocast,
@@ -103,8 +104,10 @@ class Prepared:
 def prepare_method(
     method: str, model: Any, *, fmt: TaskFormat, config: Mapping[str, Any], rng: random.Random
 ) -> Prepared:
-    if method in ("full", "mezo", "galore"):
+    if method in ("full", "galore"):
         return Prepared(model=model)
+    if method == "mezo":
+        return Prepared(model=mezo_parameters(model, fmt=fmt, config=config))
     if method == "bitfit":
         return Prepared(model=adapters.apply_bitfit(model))
     if method == "lora":
@@ -152,11 +155,16 @@ def _batch_stream(items: Sequence[Encoded], *, batch_size: int, rng: random.Rand
 
 @dataclass
 class _Meter:
-    """Loss and throughput since the last report."""
+    """Loss and throughput since the last report.
+
+    `add` takes the loss of the whole (global) batch and this rank's examples and
+    tokens; in a process group the counts are summed over the ranks when reported.
+    """
 
     reporter: Reporter
     total_steps: int
     log_every: int
+    group: distributed.ProcessGroup | None = None
     losses: list[float] = field(default_factory=list)
     examples: int = 0
     tokens: int = 0
@@ -179,13 +187,16 @@ class _Meter:
             if self.first_loss is None:
                 self.first_loss = mean_loss
             self.last_loss = mean_loss
-            eps = self.examples / elapsed
+            seen, seen_tokens = float(self.examples), float(self.tokens)
+            if self.group is not None:
+                seen, seen_tokens = distributed.sum_across([seen, seen_tokens], self.group)
+            eps = seen / elapsed
             self.reporter.log_metrics(
                 {
                     "loss": mean_loss,
                     "learning_rate": lr,
                     "examples_per_second": eps,
-                    "tokens_per_second": self.tokens / elapsed,
+                    "tokens_per_second": seen_tokens / elapsed,
                 },
                 step=step,
             )
@@ -195,10 +206,21 @@ class _Meter:
 
     def summary(self) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
+        all_examples, all_tokens = float(self.all_examples), float(self.all_tokens)
+        per_rank: dict[str, float] = {}
+        if self.group is not None:
+            all_examples, all_tokens = distributed.sum_across(
+                [all_examples, all_tokens], self.group
+            )
+            # What each rank trained on: evidence that the work was really shared.
+            counts = distributed.gather_across(float(self.all_examples), self.group)
+            per_rank = {f"train_examples_rank_{r}": n for r, n in enumerate(counts)}
+            per_rank["world_size"] = float(self.group.world_size)
         figures = {
             "train_time_s": elapsed,
-            "train_examples_per_second": self.all_examples / elapsed,
-            "train_tokens_per_second": self.all_tokens / elapsed,
+            "train_examples_per_second": all_examples / elapsed,
+            "train_tokens_per_second": all_tokens / elapsed,
+            **per_rank,
         }
         if self.first_loss is not None and self.last_loss is not None:
             figures["train_loss_first"] = self.first_loss
@@ -230,18 +252,35 @@ def train_gradient(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(setup.optimizer, schedule)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    meter = _Meter(reporter=reporter, total_steps=total, log_every=settings.log_every)
+    group = distributed.process_group()
+    if group is not None and setup.hessian_every > 0:
+        raise ValueError(
+            "optimizer sophia estimates the Hessian with a double backward, which "
+            "DistributedDataParallel does not support: run it with one GPU"
+        )
+    meter = _Meter(reporter=reporter, total_steps=total, log_every=settings.log_every, group=group)
+    # Every rank draws the same global batches (same seed) and trains on its shard of each.
     stream = _batch_stream(items, batch_size=settings.batch_size, rng=rng)
-    model.train()
+    forward_model = model if group is None else distributed.data_parallel(model, group)
+    forward_model.train()
     for step in range(1, total + 1):
-        check_cancelled(reporter)
+        distributed.check_cancelled_together(reporter, group)
         if prepared.before_step is not None:
             prepared.before_step(step)
-        batch = collate(next(stream), fmt=fmt, pad_token_id=pad_token_id, device=device)
+        chosen, share = next(stream), 1.0
+        if group is not None:
+            chosen, share = distributed.shard(chosen, group)
+        batch = collate(chosen, fmt=fmt, pad_token_id=pad_token_id, device=device)
         with autocast(device):
-            loss = batch_loss(model, batch, fmt)
+            loss = batch_loss(forward_model, batch, fmt)
         create_graph = setup.needs_create_graph(step - 1)
-        loss.backward(create_graph=create_graph)  # type: ignore[no-untyped-call]
+        objective = loss
+        if group is not None:
+            # DDP averages the ranks' gradients; weighting each rank's mean loss by its
+            # share of the batch (times the world size) makes the average the gradient
+            # of the whole batch's mean loss, as one process would compute it.
+            objective = loss * (share * group.world_size)
+        objective.backward(create_graph=create_graph)  # type: ignore[no-untyped-call]
         if settings.max_grad_norm > 0 and not create_graph:
             torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
         lr = float(scheduler.get_last_lr()[0])
@@ -250,11 +289,14 @@ def train_gradient(
         setup.optimizer.zero_grad(set_to_none=True)
         if prepared.controller is not None and step % settings.log_every == 0:
             reporter.log_metrics({"lora_rank": float(prepared.controller.rank)}, step=step)
+        step_loss = float(loss.detach())
+        if group is not None:
+            step_loss = distributed.sum_across([step_loss * share], group)[0]
         meter.add(
             step=step,
-            loss=float(loss.detach()),
-            examples=len(batch.items),
-            tokens=batch.real_tokens,
+            loss=step_loss,
+            examples=len(batch.items) if share else 0,
+            tokens=batch.real_tokens if share else 0,
             lr=lr,
         )
     return meter.summary() | {"train_steps": float(total)}
@@ -275,17 +317,28 @@ def train_mezo(
     batches_per_epoch = math.ceil(len(items) / settings.batch_size)
     total = _total_steps(settings, batches_per_epoch)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    meter = _Meter(reporter=reporter, total_steps=total, log_every=settings.log_every)
+    group = distributed.process_group()
+    if group is not None:
+        distributed.broadcast_parameters(model, group)
+    meter = _Meter(reporter=reporter, total_steps=total, log_every=settings.log_every, group=group)
     stream = _batch_stream(items, batch_size=settings.batch_size, rng=rng)
     # Dropout off: both perturbed losses must see the same function (as in MeZO's code).
     model.eval()
     for step in range(1, total + 1):
-        check_cancelled(reporter)
-        batch = collate(next(stream), fmt=fmt, pad_token_id=pad_token_id, device=device)
+        distributed.check_cancelled_together(reporter, group)
+        chosen, share = next(stream), 1.0
+        if group is not None:
+            chosen, share = distributed.shard(chosen, group)
+        batch = collate(chosen, fmt=fmt, pad_token_id=pad_token_id, device=device)
 
-        def loss_fn(batch: Any = batch) -> torch.Tensor:
+        def loss_fn(batch: Any = batch, share: float = share) -> torch.Tensor:
             with autocast(device):
-                return batch_loss(model, batch, fmt)
+                loss = batch_loss(model, batch, fmt)
+            if group is None:
+                return loss
+            # The whole batch's loss on every rank: the projected gradient, and so the
+            # in-place update (same seed everywhere), is the same on all ranks.
+            return distributed.sum_tensor(loss * share, group)
 
         lr = settings.learning_rate * (1 - (step - 1) / total)
         loss, projected = mezo_step(
@@ -298,7 +351,13 @@ def train_mezo(
         )
         if step % settings.log_every == 0:
             reporter.log_metrics({"projected_grad": projected}, step=step)
-        meter.add(step=step, loss=loss, examples=len(batch.items), tokens=batch.real_tokens, lr=lr)
+        meter.add(
+            step=step,
+            loss=loss,
+            examples=len(batch.items) if share else 0,
+            tokens=batch.real_tokens if share else 0,
+            lr=lr,
+        )
     return meter.summary() | {"train_steps": float(total)}
 
 
@@ -341,6 +400,8 @@ def run_finetuning(context: JobContext, *, method: str) -> MethodOutput:
     config = context.config
     settings = TrainSettings.from_config(config)
     reporter = context.reporter
+    group = distributed.process_group()
+    evaluates = group is None or group.is_main
     seed_everything(context.seed)
     if not torch.cuda.is_available():
         # Same seed, same CPU => same scores: forbid nondeterministic kernels.
@@ -348,6 +409,11 @@ def run_finetuning(context: JobContext, *, method: str) -> MethodOutput:
     device = pick_device()
     backbone = resolve_backbone(context.spec.backbone)
     reporter.log(f"backbone {backbone.path} on {device}; seed {context.seed}")
+    if group is not None:
+        reporter.log(
+            f"data parallel: rank {group.rank} of {group.world_size} ({group.backend}); "
+            f"each trains on its share of every batch of {settings.batch_size}"
+        )
     tokenizer = load_tokenizer(backbone)
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
@@ -357,7 +423,8 @@ def run_finetuning(context: JobContext, *, method: str) -> MethodOutput:
     rng = random.Random(context.seed)
     if 0 < settings.max_train_examples < len(train_rows):
         train_rows = rng.sample(train_rows, settings.max_train_examples)
-    eval_rows = context.rows(context.eval_split)
+    # Only the evaluating rank (rank 0 of a process group) needs the eval split.
+    eval_rows = context.rows(context.eval_split) if evaluates else []
     fmt = task_format(context.task, train_rows)
     train_items = encode_rows(
         task=context.task,
@@ -367,13 +434,17 @@ def run_finetuning(context: JobContext, *, method: str) -> MethodOutput:
         max_length=settings.max_length,
         training=True,
     )
-    eval_items = encode_rows(
-        task=context.task,
-        fmt=fmt,
-        rows=eval_rows,
-        tokenizer=tokenizer,
-        max_length=settings.max_length,
-        training=False,
+    eval_items = (
+        encode_rows(
+            task=context.task,
+            fmt=fmt,
+            rows=eval_rows,
+            tokenizer=tokenizer,
+            max_length=settings.max_length,
+            training=False,
+        )
+        if evaluates
+        else []
     )
     if not train_items:
         raise ValueError(f"{context.task.qualified_key}: no labelled training rows to learn from")
@@ -430,6 +501,9 @@ def run_finetuning(context: JobContext, *, method: str) -> MethodOutput:
         )
     if device.type == "cuda":
         figures["peak_train_accelerator_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if not evaluates:
+        # The ranks hold identical weights now; rank 0 evaluates and reports.
+        return MethodOutput(predictions=(), trainable_parameters=trainable, system=figures)
 
     extra_scores: dict[str, float] = {}
     started = time.perf_counter()

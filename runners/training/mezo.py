@@ -8,9 +8,30 @@ at inference level (no gradients, no optimizer state, no activations kept).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
+
+from runners.training import adapters
+from runners.training.encoding import TaskFormat
+
+# What MeZO perturbs: every weight (the paper's main setting) or, as in its MeZO (LoRA)
+# variant, low-rank adapters plus the task head. Fewer dimensions means less variance in
+# each zeroth-order estimate, so the adapter variant learns in far fewer steps.
+PARAMETER_SETS = ("full", "lora")
+
+
+def mezo_parameters(model: Any, *, fmt: TaskFormat, config: Mapping[str, Any]) -> Any:
+    """The model with only the parameters MeZO should perturb marked trainable."""
+    chosen = config.get("parameters", "full")
+    if chosen == "full":
+        return model
+    if chosen == "lora":
+        return adapters.apply_lora(
+            model, fmt=fmt, config={"dropout": 0.0, "target_modules": None, **config}
+        )
+    raise ValueError(f"mezo: parameters {chosen!r} is not one of {', '.join(PARAMETER_SETS)}")
 
 
 def _perturb(parameters: Sequence[torch.nn.Parameter], *, seed: int, scale: float) -> None:

@@ -136,7 +136,15 @@ def test_mezo_loss_falls(data_dir: Path, tmp_path: Path) -> None:
         backbone=MINILM,
         data_dir=data_dir,
         workdir=tmp_path,
-        config={"max_steps": 400, "learning_rate": 1e-5, "log_every": 20},
+        # MeZO (LoRA): fewer perturbed dimensions, so each estimate is less noisy; on
+        # 22M full weights the loss does not move within a few hundred steps.
+        config={
+            "max_steps": 400,
+            "learning_rate": 1e-2,
+            "eps": 1e-2,
+            "parameters": "lora",
+            "log_every": 20,
+        },
         reporter=reporter,
     )
     losses = [value for _, value in reporter.curve("loss")]

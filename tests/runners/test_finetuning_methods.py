@@ -389,7 +389,7 @@ def test_mezo_step_descends_without_gradients() -> None:
     def loss() -> Any:
         return torch.nn.functional.mse_loss(model(inputs), targets)
 
-    start = float(loss())
+    start = float(loss().detach())
     for step in range(300):
         mezo_step(parameters, loss, seed=step, eps=1e-3, learning_rate=0.02)
     assert float(loss()) < 0.2 * start
@@ -424,6 +424,30 @@ def test_mezo_job_reports_loss_and_projected_gradient(
     assert len(reporter.curve("loss")) == 6
     assert any(value != 0 for _, value in reporter.curve("projected_grad"))
     assert "accuracy" in result.scores
+
+
+def test_mezo_lora_perturbs_only_the_adapters_and_the_head(
+    tiny_encoder: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    full = run_job(
+        method="mezo",
+        task="glue/sst2",
+        backbone=tiny_encoder,
+        data_dir=data_dir,
+        workdir=tmp_path / "full",
+        config={"max_steps": 2},
+    )
+    lora = run_job(
+        method="mezo",
+        task="glue/sst2",
+        backbone=tiny_encoder,
+        data_dir=data_dir,
+        workdir=tmp_path / "lora",
+        config={"max_steps": 2, "parameters": "lora", "r": 2},
+    )
+    assert lora.outcome == "succeeded", lora.error
+    assert full.system["trainable_parameters"] == full.system["total_parameters"]
+    assert 0 < lora.system["trainable_parameters"] < 0.2 * full.system["trainable_parameters"]
 
 
 @pytest.mark.parametrize(
