@@ -10,15 +10,33 @@ back later the platform answers its claim with "stop" (the attempt is stale).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from celery import Celery
 
-from runners.spec import GPU_QUEUE
+from runners.spec import DEV_WORKER_KEY, GPU_QUEUE, WORKER_KEY_ENV
+
+
+def worker_key_from_env(environ: Mapping[str, str] = os.environ) -> str:
+    """The key this worker signs its messages with: PODIUM_WORKER_KEY, the platform's too.
+
+    Outside production the development key is the default, as on the platform; in
+    production a missing (or development) key stops the worker before it takes a job.
+    """
+    key = environ.get(WORKER_KEY_ENV, "")
+    if environ.get("PODIUM_ENV", "development") == "production" and key in {"", DEV_WORKER_KEY}:
+        raise RuntimeError(
+            f"{WORKER_KEY_ENV} must be set when PODIUM_ENV=production "
+            "(the same secret as the platform's)."
+        )
+    return key or DEV_WORKER_KEY
+
 
 # Jobs carry their own time limit; the broker must never redeliver before it passes.
 VISIBILITY_TIMEOUT_S = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", str(12 * 3600)))
 BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://localhost:6379/0")
+WORKER_KEY = worker_key_from_env()
 
 
 def _transport_options() -> dict[str, object]:

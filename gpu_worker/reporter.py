@@ -2,7 +2,8 @@
 
 A background thread sends a heartbeat (with progress and the log tail) and the buffered
 metric points every interval, and polls the job's control queue for go/stop/cancel. A
-worker killed mid-job therefore loses at most the points of its last unsent batch.
+worker killed mid-job therefore loses at most the points of its last unsent batch. Every
+message is signed with the worker key, which the platform checks before it records anything.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from celery import Celery
 from kombu.simple import SimpleQueue
 
+from gpu_worker.app import WORKER_KEY
 from runners.spec import (
     CONTROL_CANCEL,
     CONTROL_GO,
@@ -28,10 +30,12 @@ from runners.spec import (
     ControlMessage,
     Heartbeat,
     JobResult,
+    Message,
     MetricBatch,
     MetricPointMessage,
     SpecError,
     control_queue_name,
+    sign_message,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,9 +49,17 @@ class BrokerReporter:
     """Implements runners.reporting.Reporter by messages to the platform queue."""
 
     def __init__(
-        self, *, app: Celery, job_id: int, attempt: int, worker: str, interval_s: float
+        self,
+        *,
+        app: Celery,
+        job_id: int,
+        attempt: int,
+        worker: str,
+        interval_s: float,
+        key: str = WORKER_KEY,
     ) -> None:
         self.app = app
+        self.key = key
         self.job_id = job_id
         self.attempt = attempt
         self.worker = worker
@@ -100,10 +112,11 @@ class BrokerReporter:
         return bool(self.cancel_reason or self.stop_reason)
 
     # --- messages ------------------------------------------------------------------------
-    def _send(self, name: str, payload: dict[str, Any]) -> None:
+    def _send(self, name: str, message: Message) -> None:
+        envelope: dict[str, Any] = sign_message(message, key=self.key)
         with self._send_lock:
             self.app.send_task(
-                name, args=[payload], queue=PLATFORM_QUEUE, retry=True, retry_policy=RETRY_POLICY
+                name, args=[envelope], queue=PLATFORM_QUEUE, retry=True, retry_policy=RETRY_POLICY
             )
 
     def heartbeat(self, *, claim: bool = False) -> None:
@@ -120,7 +133,7 @@ class BrokerReporter:
                 total_steps=total,
                 examples_per_second=speed,
                 log_tail="\n".join(self.lines)[-4000:],
-            ).to_dict(),
+            ),
         )
 
     def flush_metrics(self) -> None:
@@ -129,14 +142,12 @@ class BrokerReporter:
         if points:
             self._send(
                 TASK_RECORD_METRICS,
-                MetricBatch(
-                    job_id=self.job_id, attempt=self.attempt, points=tuple(points)
-                ).to_dict(),
+                MetricBatch(job_id=self.job_id, attempt=self.attempt, points=tuple(points)),
             )
 
     def send_result(self, result: JobResult) -> None:
         self.flush_metrics()
-        self._send(TASK_RECORD_RESULT, result.to_dict())
+        self._send(TASK_RECORD_RESULT, result)
 
     # --- control queue -------------------------------------------------------------------
     def poll_control(self) -> str:

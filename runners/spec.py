@@ -3,12 +3,17 @@
 Job specs go out and results, metric batches and heartbeats come back as JSON messages
 through Celery, so a GPU machine needs only the broker URL. Every message carries
 `schema_version`; a receiver refuses a version it does not know rather than guessing.
-Standard library only: the web side imports this module and must never pull in torch.
+What a worker sends back is signed with the worker key (see `sign_message`), so reaching the
+broker is not enough to post scores. Standard library only: the web side imports this module
+and must never pull in torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -288,3 +293,104 @@ class JobResult(Message):
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
             raise SpecError(f"job_result.outcome: {self.outcome!r} is not one of {OUTCOMES}")
+
+
+# --- Signed worker messages -------------------------------------------------------------
+# Results, metric batches and heartbeats (claims included) go from GPU workers to the
+# platform through the broker. Each travels in an envelope with an HMAC-SHA256 over a
+# canonical JSON encoding of its kind and body, keyed by PODIUM_WORKER_KEY on both sides.
+# There is no timestamp: attempt fencing already makes a replayed message a no-op, and a
+# freshness window would drop genuine results delayed by a broker outage.
+
+WORKER_KEY_ENV = "PODIUM_WORKER_KEY"
+# Development and test default on both sides, so the embedded demo needs no setup;
+# production refuses to start with it.
+DEV_WORKER_KEY = "podium-development-worker-key-never-used-in-production"
+ENVELOPE_FIELDS = frozenset({"kind", "key_id", "message", "signature"})
+
+_Msg = TypeVar("_Msg", bound=Message)
+
+
+class SignatureError(ValueError):
+    """A worker message that is unsigned, or whose signature does not verify."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string per JSON value: sorted keys, no spaces, ASCII only.
+
+    Floats keep Python's shortest round-trip form, so a value decoded from the broker's
+    JSON encodes to the same bytes the sender signed.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def worker_key_id(key: str) -> str:
+    """A short fingerprint of a key, safe to log: it tells a key mismatch from a forgery."""
+    return hashlib.sha256(b"podium-worker-key-id:" + key.encode()).hexdigest()[:12]
+
+
+def _signature(*, kind: str, key_id: str, message: Mapping[str, Any], key: str) -> str:
+    signed = canonical_json({"kind": kind, "key_id": key_id, "message": message})
+    return hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def sign_payload(*, kind: str, payload: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The envelope of a message body as sent to the platform (see `sign_message`)."""
+    if not key:
+        raise SignatureError(f"{kind}: no worker key to sign with ({WORKER_KEY_ENV})")
+    key_id = worker_key_id(key)
+    message = dict(payload)
+    return {
+        "kind": kind,
+        "key_id": key_id,
+        "message": message,
+        "signature": _signature(kind=kind, key_id=key_id, message=message, key=key),
+    }
+
+
+def sign_message(message: Message, *, key: str) -> dict[str, Any]:
+    """A worker message wrapped with its kind and its HMAC-SHA256 under `key`."""
+    return sign_payload(kind=message.KIND, payload=message.to_dict(), key=key)
+
+
+def envelope_job_id(envelope: object) -> int | None:
+    """The job a (possibly refused) message names, for logging; None when there is none."""
+    if not isinstance(envelope, Mapping):
+        return None
+    body = envelope.get("message", envelope)
+    job_id = body.get("job_id") if isinstance(body, Mapping) else None
+    return job_id if isinstance(job_id, int) and not isinstance(job_id, bool) else None
+
+
+def verify_message(kind: type[_Msg], envelope: object, *, key: str) -> _Msg:
+    """The message inside a signed envelope, once its signature and its schema check out.
+
+    Raises SignatureError for an unsigned, forged or altered message (or one signed with
+    another key), SpecError for a signed body that does not match its schema.
+    """
+    if not isinstance(envelope, Mapping) or "signature" not in envelope:
+        raise SignatureError(f"{kind.KIND}: unsigned message")
+    if set(envelope) != ENVELOPE_FIELDS:
+        extra = ", ".join(sorted(str(name) for name in set(envelope) ^ ENVELOPE_FIELDS))
+        raise SignatureError(f"{kind.KIND}: malformed envelope (fields {extra})")
+    sent_kind, key_id = envelope["kind"], envelope["key_id"]
+    message, signature = envelope["message"], envelope["signature"]
+    if sent_kind != kind.KIND:
+        raise SignatureError(f"{kind.KIND}: the envelope holds a {sent_kind!r} message")
+    if not (isinstance(key_id, str) and isinstance(signature, str)):
+        raise SignatureError(f"{kind.KIND}: malformed envelope (key_id, signature)")
+    if not isinstance(message, Mapping):
+        raise SignatureError(f"{kind.KIND}: malformed envelope (message is not an object)")
+    try:
+        expected = _signature(kind=kind.KIND, key_id=key_id, message=message, key=key)
+    except (TypeError, ValueError) as error:
+        raise SignatureError(f"{kind.KIND}: the message is not plain JSON ({error})") from None
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        own = worker_key_id(key)
+        if key_id != own:
+            raise SignatureError(
+                f"{kind.KIND}: signed with another key (key id {key_id!r}, this side has "
+                f"{own!r}) or forged"
+            )
+        raise SignatureError(f"{kind.KIND}: the signature does not match (forged or altered)")
+    return kind.from_dict(message)

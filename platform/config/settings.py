@@ -16,6 +16,8 @@ from typing import Any
 import dj_database_url
 
 from config.env import env_bool, env_int, env_list, env_str
+from runners.artifact_store import ArtifactStoreError, parse_artifact_url
+from runners.spec import DEV_WORKER_KEY
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -56,15 +58,20 @@ INSTALLED_APPS = [
     "tracking",
     "dashboard",
     "api",
+    "accounts",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.http_errors.ApiErrorBodyMiddleware",  # JSON, not HTML, error pages under /api/
+    "config.db_outage.DatabaseOutageMiddleware",  # 503 + Retry-After while the DB is down
+    "config.http_errors.RequestSizeLimitMiddleware",  # 413 before a large body is read
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.login_throttle.LoginThrottleMiddleware",  # 429 after repeated failed logins
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -223,7 +230,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Podium API",
     "DESCRIPTION": "Submit runs, request jobs and read leaderboards.",
     "VERSION": "1",
@@ -236,6 +243,122 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Reliability and abuse limits (issue #9: config.db_outage, http_errors, login_throttle)
+# A request that finds the database down is answered 503 with this Retry-After (seconds).
+PODIUM_DB_OUTAGE_RETRY_AFTER_S = env_int("PODIUM_DB_OUTAGE_RETRY_AFTER_S", default=5)
+# The largest predictions or gold-label file accepted, in bytes, and its longest line.
+PODIUM_MAX_UPLOAD_BYTES = env_int("PODIUM_MAX_UPLOAD_BYTES", default=32 * 1024 * 1024)
+PODIUM_MAX_LINE_CHARS = env_int("PODIUM_MAX_LINE_CHARS", default=1024 * 1024)
+# Any request body, judged by Content-Length (413 above it). A predictions file travels as a
+# JSON string, which escaping can make up to twice as long.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * PODIUM_MAX_UPLOAD_BYTES + 1024 * 1024
+)
+# Failed logins from one client within the window before its login attempts get 429 for
+# the lockout; counted in the default cache (share it between processes: CACHE_URL).
+PODIUM_LOGIN_MAX_FAILURES = env_int("PODIUM_LOGIN_MAX_FAILURES", default=5)
+PODIUM_LOGIN_FAILURE_WINDOW_S = env_int("PODIUM_LOGIN_FAILURE_WINDOW_S", default=15 * 60)
+PODIUM_LOGIN_LOCKOUT_S = env_int("PODIUM_LOGIN_LOCKOUT_S", default=15 * 60)
+# Proxies in front of Podium that append the client's address to X-Forwarded-For (0: none,
+# REMOTE_ADDR is the client).
+PODIUM_TRUSTED_PROXY_COUNT = env_int("PODIUM_TRUSTED_PROXY_COUNT", default=0)
+# API pages: a huge ?limit or ?offset is bounded, not a database error.
+REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "api.pagination.BoundedLimitOffsetPagination"
+# The API's schema documents the errors these (and authentication, throttling) give anywhere.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "config.http_errors.document_common_errors",
+]
+
+# --- Accounts, e-mail and API throttling (issue #7: accounts app, api.throttles) -------
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "dashboard:home"
+# Password-reset mail: printed to the console unless an SMTP server is configured.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    default=(
+        "django.core.mail.backends.smtp.EmailBackend"
+        if PRODUCTION
+        else "django.core.mail.backends.console.EmailBackend"
+    ),
+)
+EMAIL_HOST = env_str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default="podium@localhost")
+# API request rates per client ("N/second|minute|hour|day"; empty: unlimited). "submissions"
+# is the stricter scope of POSTs that create runs; "accounts" covers sign-up and password
+# reset; "off" lifts a limit. Tests start unlimited and set the rates they exercise.
+_THROTTLE_DEFAULTS = (
+    {"anon": "", "user": "", "submissions": "", "accounts": ""}
+    if PODIUM_ENV == "test"
+    else {
+        "anon": "120/minute",
+        "user": "600/minute",
+        "submissions": "30/minute",
+        "accounts": "10/hour",
+    }
+)
+PODIUM_THROTTLE_RATES: dict[str, str | None] = {
+    scope: rate if rate and rate != "off" else None
+    for scope, default in _THROTTLE_DEFAULTS.items()
+    for rate in [env_str(f"PODIUM_THROTTLE_{scope.upper()}", default=default)]
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "api.throttles.AnonThrottle",
+    "api.throttles.UserThrottle",
+]
+# Clients are told apart by address behind the same proxies as the login throttle.
+REST_FRAMEWORK["NUM_PROXIES"] = PODIUM_TRUSTED_PROXY_COUNT
+# The run-status choices keep one stable name in the OpenAPI schema, whatever other
+# "status" fields (e.g. a finish request's succeeded/failed) the API grows.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {"RunStatusEnum": "tracking.status.RunStatus"}
+
+# --- Artifact store and signed worker messages (issues #4, #9) -------------------------
+# The same variables as on GPU workers (runners.artifact_store): PODIUM_ARTIFACT_URL
+# (s3://bucket/prefix) selects an S3-compatible bucket, PODIUM_S3_ENDPOINT_URL its endpoint
+# (MinIO, Ceph, R2), boto3 takes credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+# (or an instance role). Without it artifacts are files under MEDIA_ROOT, the folder a
+# worker names as PODIUM_ARTIFACT_DIR. Artifacts recorded in either stay readable.
+PODIUM_ARTIFACT_URL = env_str("PODIUM_ARTIFACT_URL", default="")
+if PODIUM_ARTIFACT_URL:
+    from importlib.util import find_spec
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        parse_artifact_url(PODIUM_ARTIFACT_URL)
+    except ArtifactStoreError as error:
+        raise ImproperlyConfigured(str(error)) from None
+    if find_spec("boto3") is None:
+        raise ImproperlyConfigured("PODIUM_ARTIFACT_URL names an S3 bucket: install boto3.")
+PODIUM_S3_ENDPOINT_URL = env_str("PODIUM_S3_ENDPOINT_URL", default="")
+PODIUM_S3_REGION = env_str("AWS_DEFAULT_REGION", default="")
+MEDIA_ROOT = Path(env_str("PODIUM_ARTIFACT_DIR", default=str(MEDIA_ROOT)))
+# The largest artifact accepted by the API's upload endpoint, in bytes (larger: 413).
+PODIUM_MAX_ARTIFACT_BYTES = env_int("PODIUM_MAX_ARTIFACT_BYTES", default=1024**3)
+# Results, metric batches and heartbeats from GPU workers are signed with this shared key
+# (HMAC-SHA256, runners.spec.sign_message); anything unsigned or forged is refused.
+PODIUM_WORKER_KEY = env_str("PODIUM_WORKER_KEY", default=DEV_WORKER_KEY, required=PRODUCTION)
+if PRODUCTION:
+    from urllib.parse import urlsplit
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    if PODIUM_WORKER_KEY == DEV_WORKER_KEY:
+        raise ImproperlyConfigured(
+            "PODIUM_WORKER_KEY is the development key; set a secret of your own in production."
+        )
+    _broker = urlsplit(CELERY_BROKER_URL)
+    if _broker.scheme in {"redis", "rediss"} and not _broker.password:
+        raise ImproperlyConfigured(
+            "CELERY_BROKER_URL names a Redis broker without a password; in production use "
+            "redis://:PASSWORD@host:6379/0 (anyone who reaches the broker could read the queue)."
+        )
 
 # --- Production hardening (behind a TLS-terminating proxy) -----------------------------
 if PRODUCTION:

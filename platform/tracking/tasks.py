@@ -1,6 +1,8 @@
 """The platform's Celery tasks: thin adapters from worker messages to tracking.jobs.
 
-A malformed message is refused and logged, never half-applied.
+A message is checked before anything else: one that is unsigned, signed with another key,
+altered after signing, or does not match its schema is refused and logged with its job, and
+writes nothing.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import OperationalError
 
 from config.celery import app
@@ -19,7 +22,10 @@ from runners.spec import (
     Heartbeat,
     JobResult,
     MetricBatch,
+    SignatureError,
     SpecError,
+    envelope_job_id,
+    verify_message,
 )
 from tracking.control import control_send
 from tracking.jobs import job_heartbeat, job_record_metrics, job_record_result, jobs_reap
@@ -44,12 +50,16 @@ def worker_message_task(name: str) -> Callable[[Callable[..., Any]], Any]:
     )
 
 
-def parse(kind: type[_M], message: object) -> _M | None:
-    """The message as its dataclass, or None (logged) when it does not match the schema."""
+def parse(kind: type[_M], envelope: object) -> _M | None:
+    """The verified message as its dataclass, or None (logged) when its signature or its
+    schema does not check out."""
     try:
-        return kind.from_dict(message)  # type: ignore[arg-type]
-    except SpecError as error:
-        logger.error("refused %s: %s", kind.KIND, error)
+        return verify_message(kind, envelope, key=settings.PODIUM_WORKER_KEY)
+    except (SignatureError, SpecError) as error:
+        job_id = envelope_job_id(envelope)
+        logger.warning(
+            "refused %s for job %s: %s", kind.KIND, "?" if job_id is None else job_id, error
+        )
         return None
 
 
