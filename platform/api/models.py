@@ -38,15 +38,18 @@ class ApiToken(models.Model):
 
 
 class IdempotentRequest(models.Model):
-    """A POST made with an Idempotency-Key, and the run it created."""
+    """A POST made with an Idempotency-Key, and the runs it created (one for a recorded run,
+    one per task and seed for a job request)."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idempotent_requests"
     )
     key = models.CharField(max_length=255)
+    # Which endpoint the key was used on ("runs", "jobs"); part of request_hash as well.
+    endpoint = models.CharField(max_length=32, default="runs")
     # SHA-256 of the canonical request body: a reused key with another body is a conflict.
     request_hash = models.CharField(max_length=64)
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    runs = models.ManyToManyField(Run, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

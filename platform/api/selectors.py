@@ -2,22 +2,61 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import Prefetch, Q, QuerySet
 
+from api.exports import competition_ranks
 from api.models import ApiToken
-from catalog.models import Backbone, Method, Suite, SuiteVersion, Task
+from catalog.models import (
+    Backbone,
+    Method,
+    Suite,
+    SuiteTask,
+    SuiteVersion,
+    SuiteVersionStatus,
+    Task,
+    TaskMetric,
+)
 from catalog.selectors import suite_version_latest
-from tracking.models import Job, Run, RunTransition, Score, Visibility
-from tracking.selectors import visible_runs_filter
+from leaderboard.catalog import get_benchmark, get_task
+from leaderboard.ranking import RankingInputError, ScoreTable, rank
+from leaderboard.suite_score import task_score, to_percent
+from tracking.models import (
+    AuditEvent,
+    ReviewStatus,
+    Run,
+    RunTransition,
+    Score,
+    Visibility,
+)
+from tracking.selectors import (
+    SeedAggregate,
+    SystemScores,
+    run_audit_events,
+    system_scores,
+    visible_runs_filter,
+)
 
 Viewer = AbstractBaseUser | AnonymousUser
 
-RUN_ORDERINGS = ("created_at", "finished_at", "seed", "status")
+# The orderings GET /runs/ accepts, by name, and the field each sorts on.
+RUN_ORDERING_FIELDS = {
+    "created_at": "created_at",
+    "finished_at": "finished_at",
+    "seed": "seed",
+    "status": "status",
+    "method": "method__key",
+    "backbone": "backbone__key",
+    "task": "task__key",
+}
+RUN_ORDERINGS = tuple(RUN_ORDERING_FIELDS)
+OFFICIAL = "official"
 
 
 def token_list(*, user: User) -> QuerySet[ApiToken]:
@@ -49,21 +88,26 @@ def suite_published_latest(*, key: str) -> SuiteVersion | None:
 
 @dataclass(frozen=True, kw_only=True)
 class RunFilters:
-    """Each field is an IN-list; an empty one does not filter."""
+    """Each sequence is an IN-list; an empty one (or None) does not filter."""
 
     tasks: Sequence[tuple[str, str]] = ()  # (benchmark key, task key), any version
     benchmarks: Sequence[str] = ()
+    suites: Sequence[str] = ()  # runs on a task of any published version of these suites
     methods: Sequence[str] = ()
     backbones: Sequence[str] = ()
     statuses: Sequence[str] = ()
     owners: Sequence[str] = ()  # usernames
     tags: Sequence[str] = ()
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+    # Words that must each appear in the method, backbone, description or a tag.
+    search: str = ""
     ordering: str = "-created_at"
 
 
 def _runs_with_details() -> QuerySet[Run]:
     return Run.objects.select_related(
-        "owner", "method", "backbone", "task__benchmark"
+        "owner__profile", "method", "backbone", "task__benchmark"
     ).prefetch_related(
         "tags",
         Prefetch(
@@ -93,7 +137,29 @@ def run_list(*, viewer: Viewer, filters: RunFilters) -> QuerySet[Run]:
     if filters.tags:
         # A subquery rather than a join, so a run with two matching tags is listed once.
         runs = runs.filter(pk__in=Run.objects.filter(tags__name__in=filters.tags).values("pk"))
-    return runs.order_by(filters.ordering, "-id" if filters.ordering.startswith("-") else "id")
+    if filters.suites:
+        runs = runs.filter(
+            task_id__in=SuiteTask.objects.filter(
+                suite_version__suite__key__in=filters.suites,
+                suite_version__status=SuiteVersionStatus.PUBLISHED,
+            ).values("task_id")
+        )
+    if filters.created_after is not None:
+        runs = runs.filter(created_at__gte=filters.created_after)
+    if filters.created_before is not None:
+        runs = runs.filter(created_at__lt=filters.created_before)
+    for word in filters.search.split():
+        runs = runs.filter(
+            Q(method__key__icontains=word)
+            | Q(method__name__icontains=word)
+            | Q(backbone__key__icontains=word)
+            | Q(backbone__name__icontains=word)
+            | Q(description__icontains=word)
+            | Q(pk__in=Run.objects.filter(tags__name__icontains=word).values("pk"))
+        )
+    descending = filters.ordering.startswith("-")
+    field = RUN_ORDERING_FIELDS[filters.ordering.lstrip("-")]
+    return runs.order_by(f"-{field}" if descending else field, "-id" if descending else "id")
 
 
 def run_get(*, viewer: Viewer, uuid: UUID) -> Run | None:
@@ -108,9 +174,130 @@ def run_get(*, viewer: Viewer, uuid: UUID) -> Run | None:
     )
 
 
-def job_details_visible(*, job: Job, viewer: Viewer) -> bool:
-    """Whether the queue may show a job's details to this viewer: never another user's
-    private run."""
-    if job.run.visibility == Visibility.PUBLIC:
-        return True
-    return viewer.is_authenticated and job.run.owner_id == viewer.pk
+def run_list_by_ids(*, viewer: Viewer, ids: Sequence[int]) -> list[Run]:
+    """The viewer's visible runs among `ids`, with their details, in id order."""
+    return list(
+        _runs_with_details().filter(visible_runs_filter(viewer=viewer), pk__in=ids).order_by("id")
+    )
+
+
+def run_get_for_staff(*, uuid: UUID) -> Run | None:
+    """Any run, whatever its visibility or review: for staff moderating it."""
+    return _runs_with_details().filter(uuid=uuid).first()
+
+
+def runs_awaiting_review() -> QuerySet[Run]:
+    """Public runs that wait for staff approval before public leaderboards show them."""
+    return (
+        _runs_with_details()
+        .filter(
+            review_status=ReviewStatus.PENDING,
+            visibility=Visibility.PUBLIC,
+            withdrawn_at__isnull=True,
+        )
+        .order_by("created_at", "id")
+    )
+
+
+def audit_events(*, run: Run) -> QuerySet[AuditEvent]:
+    return run_audit_events(run=run)
+
+
+# --- Task leaderboards ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskBoardRow:
+    system: SystemScores
+    cells: tuple[SeedAggregate | None, ...]  # one per metric column
+    task_score: float | None  # 0-100: the benchmark's own task score (paired metrics averaged)
+    rank: int | None
+    rule_score: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskBoard:
+    task: Task
+    metrics: tuple[TaskMetric, ...]
+    rows: tuple[TaskBoardRow, ...]
+    rule: str
+    missing: str
+    winners: tuple[str, ...]
+    error: str  # why the rule could not rank this table, if so
+
+
+def _task_score(task: Task, means: dict[str, float]) -> float | None:
+    """The catalog's task score where the task's definition is known, else its primary
+    metric; on the 0-100 scale."""
+    try:
+        definition = get_task(benchmark=task.benchmark.key, key=task.key)
+        method = get_benchmark(key=task.benchmark.key).suite_score
+    except KeyError:
+        definition = None
+    if definition is not None and definition.version == task.version:
+        score = task_score(task=definition, metrics=means, method=method)
+    else:
+        score = means.get(task.primary_metric)
+    return None if score is None else to_percent(score)
+
+
+def task_leaderboard(
+    *, task: Task, viewer: Viewer | None, rule: str = OFFICIAL, missing: str = ""
+) -> TaskBoard:
+    """A task version's leaderboard: one column per metric, systems ranked by the task
+    score ("official") or by a ranking rule over the metrics (each with its direction)."""
+    metrics = tuple(task.metrics.order_by("position", "key"))
+    systems = system_scores(task_ids=[task.pk], viewer=viewer)
+    cells = [
+        tuple(system.scores.get((task.pk, metric.key)) for metric in metrics) for system in systems
+    ]
+    scores = [
+        _task_score(
+            task,
+            {m.key: cell.mean for m, cell in zip(metrics, row, strict=True) if cell is not None},
+        )
+        for row in cells
+    ]
+    error = ""
+    winners: tuple[str, ...] = ()
+    if rule == OFFICIAL:
+        ranks = competition_ranks(scores)
+        rule_scores: list[float | None] = [None] * len(systems)
+        best = [s.label for s, r in zip(systems, ranks, strict=True) if r == 1]
+        winners = tuple(sorted(best))
+    else:
+        ranks, rule_scores = [None] * len(systems), [None] * len(systems)
+        if systems:
+            table = ScoreTable.build(
+                systems=[s.label for s in systems],
+                tasks=[m.key for m in metrics],
+                scores=[[math.nan if cell is None else cell.mean for cell in row] for row in cells],
+                lower_is_better=[m.key for m in metrics if not m.higher_is_better],
+            )
+            try:
+                result = rank(table, rule=rule, missing=missing or None)
+            except (RankingInputError, KeyError, ValueError) as problem:
+                error = str(problem).strip("'\"")
+            else:
+                by_label = {e.system: e for e in result.ranking}
+                ranks = [by_label[s.label].rank for s in systems]
+                rule_scores = [by_label[s.label].score for s in systems]
+                winners = tuple(result.winners)
+    rows = [
+        TaskBoardRow(
+            system=system, cells=row, task_score=score, rank=position, rule_score=rule_score
+        )
+        for system, row, score, position, rule_score in zip(
+            systems, cells, scores, ranks, rule_scores, strict=True
+        )
+    ]
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.system.label))
+    return TaskBoard(
+        task=task,
+        metrics=metrics,
+        rows=tuple(rows),
+        rule=rule,
+        missing=missing,
+        winners=winners,
+        error=error,
+    )

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
+from accounts.selectors import display_name
+from api.exports import competition_ranks
 from api.models import ApiToken
 from api.selectors import (
     RUN_ORDERINGS,
+    TaskBoard,
     Viewer,
-    job_details_visible,
     suite_published_latest,
     task_by_path,
 )
@@ -28,11 +32,21 @@ from catalog.models import (
     TaskMetric,
 )
 from catalog.selectors import benchmark_tasks, suite_version_items
-from dashboard.selectors import SuiteBoard, leaderboard_rules
+from dashboard.selectors import OFFICIAL, SuiteBoard, leaderboard_rules
 from leaderboard.predictions import PREDICTION_FORMATS
 from leaderboard.ranking import MISSING_POLICIES
-from tracking.models import Job, Run, RunTransition, Score, Tag, Visibility
-from tracking.selectors import JobQueue
+from tracking.jobs import MAX_GPUS_PER_JOB, MAX_TIME_LIMIT_S
+from tracking.models import (
+    AuditEvent,
+    Job,
+    LeaderboardSnapshot,
+    Run,
+    RunTransition,
+    Score,
+    Tag,
+    Visibility,
+)
+from tracking.selectors import JobQueue, job_details_visible
 from tracking.status import RunStatus
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
@@ -244,6 +258,9 @@ class TransitionSerializer(serializers.ModelSerializer[RunTransition]):
 
 class RunSerializer(serializers.ModelSerializer[Run]):
     owner = serializers.CharField(source="owner.username", read_only=True)
+    owner_name = serializers.SerializerMethodField(
+        help_text="The owner's display name, or their username where they set none."
+    )
     method = serializers.CharField(source="method.key", read_only=True)
     backbone = serializers.CharField(source="backbone.key", read_only=True)
     task = TaskRefSerializer(read_only=True)
@@ -258,6 +275,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         fields = [
             "uuid",
             "owner",
+            "owner_name",
             "method",
             "backbone",
             "task",
@@ -271,11 +289,16 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "description",
             "tags",
             "scores",
+            "withdrawn_at",
+            "review_status",
             "created_at",
             "started_at",
             "finished_at",
         ]
         read_only_fields = fields
+
+    def get_owner_name(self, obj: Run) -> str:
+        return display_name(user=obj.owner)
 
 
 class RunDetailSerializer(RunSerializer):
@@ -306,10 +329,19 @@ class TaskPathField(serializers.CharField):
         return task
 
 
+class KeyField(serializers.SlugRelatedField[Any]):
+    """A catalog object by its key. Text the database cannot take as a query parameter (NUL,
+    lone surrogates) is refused as CharField refuses it, rather than failing the query."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            ProhibitNullCharactersValidator()(data)
+            ProhibitSurrogateCharactersValidator()(data)
+        return super().to_internal_value(data)
+
+
 def _key_field(model: type[Model], **kwargs: Any) -> serializers.SlugRelatedField[Any]:
-    return serializers.SlugRelatedField(
-        slug_field="key", queryset=model._default_manager.all(), **kwargs
-    )
+    return KeyField(slug_field="key", queryset=model._default_manager.all(), **kwargs)
 
 
 def _config_dict(value: Any) -> None:
@@ -361,20 +393,43 @@ class RunCreateInputSerializer(serializers.Serializer[Any]):
 
 
 class RunListQuerySerializer(serializers.Serializer[Any]):
-    """Filters of GET /runs/: each is a comma-separated list of alternatives."""
+    """Filters of GET /runs/: the list filters each take comma-separated alternatives."""
 
     task = serializers.CharField(required=False, help_text="benchmark/key[,benchmark/key...]")
     benchmark = serializers.CharField(required=False)
+    suite = serializers.CharField(
+        required=False, help_text="Suite keys: runs on a task of any published version."
+    )
     method = serializers.CharField(required=False)
     backbone = serializers.CharField(required=False)
     status = serializers.CharField(required=False, help_text=", ".join(RunStatus.values))
     owner = serializers.CharField(required=False, help_text="Usernames.")
     tag = serializers.CharField(required=False)
+    created_after = serializers.DateTimeField(
+        required=False, help_text="ISO 8601; runs created at or after it (UTC if no offset)."
+    )
+    created_before = serializers.DateTimeField(
+        required=False, help_text="ISO 8601; runs created before it (UTC if no offset)."
+    )
+    search = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="Words that must each appear in the method, backbone, description or a tag.",
+    )
     ordering = serializers.ChoiceField(
         choices=[*RUN_ORDERINGS, *(f"-{o}" for o in RUN_ORDERINGS)],
         default="-created_at",
         required=False,
+        help_text="A field to sort by; a leading '-' sorts descending.",
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        after, before = attrs.get("created_after"), attrs.get("created_before")
+        if after is not None and before is not None and after >= before:
+            raise serializers.ValidationError(
+                {"created_before": ["Give a time later than created_after."]}
+            )
+        return attrs
 
     @staticmethod
     def split(value: str) -> list[str]:
@@ -428,6 +483,18 @@ class JobRequestInputSerializer(serializers.Serializer[Any]):
     )
     visibility = serializers.ChoiceField(choices=Visibility.choices, default=Visibility.PUBLIC)
     eval_split = serializers.CharField(required=False, default="", allow_blank=True)
+    gpus = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_GPUS_PER_JOB,
+        default=0,
+        help_text="GPUs per job; more than one runs data-parallel under torchrun on one worker.",
+    )
+    time_limit_s = serializers.IntegerField(
+        min_value=60,
+        max_value=MAX_TIME_LIMIT_S,
+        required=False,
+        help_text="Stop and fail the job after this many seconds (default 6 hours).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("task" in attrs) == ("suite" in attrs):
@@ -446,6 +513,7 @@ class QueueEntrySerializer(serializers.Serializer[Any]):
     DETAILS = (
         "run",
         "owner",
+        "owner_name",
         "backbone",
         "seed",
         "worker",
@@ -464,6 +532,7 @@ class QueueEntrySerializer(serializers.Serializer[Any]):
     task = serializers.CharField(help_text="benchmark/key")
     run = serializers.UUIDField(allow_null=True)
     owner = serializers.CharField(allow_null=True)
+    owner_name = serializers.CharField(allow_null=True)
     backbone = serializers.CharField(allow_null=True)
     seed = serializers.IntegerField(allow_null=True)
     worker = serializers.CharField(allow_null=True)
@@ -509,6 +578,7 @@ class LeaderboardQuerySerializer(serializers.Serializer[Any]):
 
 class LeaderboardColumnSerializer(serializers.Serializer[Any]):
     task = serializers.CharField(help_text="benchmark/key")
+    task_name = serializers.CharField()
     task_version = serializers.IntegerField()
     metric = serializers.CharField()
     metric_name = serializers.CharField()
@@ -520,6 +590,15 @@ class LeaderboardCellSerializer(serializers.Serializer[Any]):
     mean = serializers.FloatField()
     std = serializers.FloatField(allow_null=True, help_text="Sample std over seeds.")
     count = serializers.IntegerField(help_text="Seeds.")
+
+
+@extend_schema_field(LeaderboardCellSerializer(allow_null=True))
+class LeaderboardCellField(serializers.Field):  # type: ignore[type-arg]
+    """A cell or null. As a ListField's child a serializer loses its nullability in the
+    schema; a field documented by that serializer keeps it."""
+
+    def to_representation(self, value: Any) -> Any:
+        return None if value is None else LeaderboardCellSerializer(value).data
 
 
 class OfficialScoreSerializer(serializers.Serializer[Any]):
@@ -542,7 +621,7 @@ class LeaderboardRowSerializer(serializers.Serializer[Any]):
     official = OfficialScoreSerializer(allow_null=True)
     complete = serializers.BooleanField()
     cells = serializers.ListField(
-        child=LeaderboardCellSerializer(allow_null=True),
+        child=LeaderboardCellField(allow_null=True),
         help_text="One per column, in column order; null where the system has no score.",
     )
     provenance_tiers = serializers.ListField(child=serializers.CharField())
@@ -550,6 +629,7 @@ class LeaderboardRowSerializer(serializers.Serializer[Any]):
 
 class LeaderboardSerializer(serializers.Serializer[Any]):
     suite = serializers.CharField()
+    suite_name = serializers.CharField()
     version = serializers.IntegerField()
     rule = serializers.CharField()
     missing = serializers.CharField()
@@ -561,9 +641,14 @@ class LeaderboardSerializer(serializers.Serializer[Any]):
 
 
 def leaderboard_data(*, board: SuiteBoard, suite_version: SuiteVersion) -> dict[str, Any]:
-    """A SuiteBoard in the shape of LeaderboardSerializer."""
+    """A SuiteBoard in the shape of LeaderboardSerializer. Under the official rule, rows
+    are ranked by their official score ("1224"); a row without one is unranked."""
+    official_ranks = competition_ranks(
+        [row.official.value if row.official is not None else None for row in board.rows]
+    )
     return {
         "suite": suite_version.suite.key,
+        "suite_name": suite_version.suite.name,
         "version": suite_version.number,
         "rule": board.rule,
         "missing": board.missing,
@@ -573,6 +658,7 @@ def leaderboard_data(*, board: SuiteBoard, suite_version: SuiteVersion) -> dict[
         "columns": [
             {
                 "task": f"{column.task.benchmark.key}/{column.task.key}",
+                "task_name": column.task.name,
                 "task_version": column.task.version,
                 "metric": column.metric_key,
                 "metric_name": column.metric_name,
@@ -590,7 +676,7 @@ def leaderboard_data(*, board: SuiteBoard, suite_version: SuiteVersion) -> dict[
                 "backbone_name": row.system.backbone.name,
                 "config_hash": row.system.config_hash,
                 "config": row.system.config,
-                "rank": row.rank,
+                "rank": official_rank if board.rule == OFFICIAL else row.rank,
                 "rule_score": row.rule_score,
                 "official": row.official.to_dict() if row.official is not None else None,
                 "complete": row.complete,
@@ -602,7 +688,7 @@ def leaderboard_data(*, board: SuiteBoard, suite_version: SuiteVersion) -> dict[
                 ],
                 "provenance_tiers": sorted(row.system.provenance_tiers),
             }
-            for row in board.rows
+            for row, official_rank in zip(board.rows, official_ranks, strict=True)
         ],
     }
 
@@ -627,6 +713,7 @@ def _queue_entry(
         "redacted": False,
         "run": run.uuid,
         "owner": run.owner.username,
+        "owner_name": display_name(user=run.owner),
         "backbone": run.backbone.key,
         "seed": run.seed,
         "worker": job.worker,
@@ -661,3 +748,192 @@ def queue_data(*, queue: JobQueue, viewer: Viewer) -> dict[str, Any]:
 
 class DetailSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
+    # DRF takes declared fields off the class, so Serializer.errors stays the property.
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text='The same message under the field it is about, e.g. {"non_field_errors": '
+        '["..."]} or {"Idempotency-Key": ["..."]}.',
+    )
+
+
+# --- Owner edits, withdrawal, review, audit -------------------------------------------------
+
+
+class RunUpdateInputSerializer(serializers.Serializer[Any]):
+    """PATCH /runs/<uuid>/: give any of the fields; the others stay as they are."""
+
+    description = serializers.CharField(allow_blank=True, max_length=10_000, required=False)
+    tags = serializers.ListField(
+        child=serializers.SlugField(max_length=64),
+        max_length=50,
+        required=False,
+        help_text="The run's whole tag list (replaces the current one).",
+    )
+    visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(
+                "Give at least one of description, tags or visibility."
+            )
+        return attrs
+
+
+class ReasonInputSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        allow_blank=True, default="", max_length=2000, help_text="Kept in the audit trail."
+    )
+
+
+class RunReviewInputSerializer(ReasonInputSerializer):
+    decision = serializers.ChoiceField(choices=["approve", "reject"])
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    actor = serializers.CharField(source="actor_username", read_only=True)
+    changes = serializers.JSONField(
+        read_only=True, help_text='{field: {"before": value, "after": value}}'
+    )
+
+    class Meta:
+        model = AuditEvent
+        fields = ["at", "actor", "action", "changes", "reason"]
+        read_only_fields = fields
+
+
+# --- Task leaderboards and exports ---------------------------------------------------------
+
+
+class TaskLeaderboardQuerySerializer(LeaderboardQuerySerializer):
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="A task version; the current one by default."
+    )
+
+
+class TaskLeaderboardRowSerializer(serializers.Serializer[Any]):
+    system = serializers.CharField()
+    method = serializers.CharField()
+    method_name = serializers.CharField()
+    backbone = serializers.CharField()
+    backbone_name = serializers.CharField()
+    config_hash = serializers.CharField()
+    config = serializers.JSONField()
+    rank = serializers.IntegerField(allow_null=True)
+    rule_score = serializers.FloatField(allow_null=True)
+    task_score = serializers.FloatField(
+        allow_null=True,
+        help_text="0-100: the benchmark's task score (paired metrics averaged); null when a "
+        "metric it needs is missing.",
+    )
+    cells = serializers.ListField(
+        child=LeaderboardCellField(allow_null=True),
+        help_text="One per column (metric), in column order; null where there is no score.",
+    )
+    provenance_tiers = serializers.ListField(child=serializers.CharField())
+
+
+class TaskLeaderboardSerializer(serializers.Serializer[Any]):
+    task = serializers.CharField(help_text="benchmark/key")
+    version = serializers.IntegerField()
+    name = serializers.CharField()
+    rule = serializers.CharField()
+    missing = serializers.CharField()
+    winners = serializers.ListField(child=serializers.CharField())
+    error = serializers.CharField(help_text="Why the rule could not rank this table, if so.")
+    columns = LeaderboardColumnSerializer(many=True)
+    rows = TaskLeaderboardRowSerializer(many=True)
+
+
+def task_leaderboard_data(*, board: TaskBoard) -> dict[str, Any]:
+    """A TaskBoard in the shape of TaskLeaderboardSerializer."""
+    task = board.task
+    path = f"{task.benchmark.key}/{task.key}"
+    return {
+        "task": path,
+        "version": task.version,
+        "name": task.name,
+        "rule": board.rule,
+        "missing": board.missing,
+        "winners": list(board.winners),
+        "error": board.error,
+        "columns": [
+            {
+                "task": path,
+                "task_name": task.name,
+                "task_version": task.version,
+                "metric": metric.key,
+                "metric_name": metric.name,
+                "higher_is_better": metric.higher_is_better,
+                "weight": 1.0,
+            }
+            for metric in board.metrics
+        ],
+        "rows": [
+            {
+                "system": row.system.label,
+                "method": row.system.method.key,
+                "method_name": row.system.method.name,
+                "backbone": row.system.backbone.key,
+                "backbone_name": row.system.backbone.name,
+                "config_hash": row.system.config_hash,
+                "config": row.system.config,
+                "rank": row.rank,
+                "rule_score": row.rule_score,
+                "task_score": row.task_score,
+                "cells": [
+                    None
+                    if cell is None
+                    else {"mean": cell.mean, "std": cell.std, "count": cell.count}
+                    for cell in row.cells
+                ],
+                "provenance_tiers": sorted(row.system.provenance_tiers),
+            }
+            for row in board.rows
+        ],
+    }
+
+
+# --- Snapshots -----------------------------------------------------------------------------
+
+
+class SnapshotCreateInputSerializer(LeaderboardQuerySerializer):
+    """The board to freeze: always the public one (a snapshot is for citing)."""
+
+    view = None  # type: ignore[assignment]
+
+
+class SnapshotSerializer(serializers.ModelSerializer[LeaderboardSnapshot]):
+    suite = serializers.CharField(source="suite_version.suite.key", read_only=True)
+    suite_version = serializers.IntegerField(source="suite_version.number", read_only=True)
+    created_by = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField(help_text="The snapshot's stable page, to cite.")
+    bibtex = serializers.SerializerMethodField(help_text="A BibTeX entry citing `url`.")
+    content = serializers.JSONField(
+        read_only=True, help_text="The frozen table: columns, rows, ranks, rule details."
+    )
+
+    class Meta:
+        model = LeaderboardSnapshot
+        fields = [
+            "uuid",
+            "title",
+            "suite",
+            "suite_version",
+            "rule",
+            "missing",
+            "created_at",
+            "created_by",
+            "url",
+            "bibtex",
+            "content",
+        ]
+        read_only_fields = fields
+
+    def get_created_by(self, obj: LeaderboardSnapshot) -> str | None:
+        return display_name(user=obj.created_by) if obj.created_by is not None else None
+
+    def get_url(self, obj: LeaderboardSnapshot) -> str:
+        return str(self.context["url"])
+
+    def get_bibtex(self, obj: LeaderboardSnapshot) -> str:
+        return str(self.context["bibtex"])

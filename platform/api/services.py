@@ -1,11 +1,11 @@
-"""Write side of the API: tokens and idempotent run submission."""
+"""Write side of the API: tokens, and idempotent run submission within quotas."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from api.models import ApiToken, IdempotentRequest
 from tracking.models import Run
+from tracking.services import submission_quota_check
 
 KEY_PREFIX = "pdm_"
 DISPLAY_PREFIX_LENGTH = 12
@@ -79,42 +80,82 @@ class IdempotencyConflict(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Submission:
+    runs: list[Run]
+    replayed: bool  # True when the key had been used: these are the first request's runs
+
+
+@transaction.atomic
+def runs_submit(
+    *,
+    owner: User,
+    endpoint: str,
+    idempotency_key: str,
+    request_hash: str,
+    create: Callable[[], Sequence[Run]],
+    quota_task_ids: Sequence[int] | None = None,
+) -> Submission:
+    """Create runs with `create`, once per idempotency key (no key: always create), within
+    the submission quotas of the suites their tasks belong to.
+
+    `quota_task_ids` (one entry per run to create) lets the quotas refuse a request before
+    `create` does any work; without it they are checked on the runs `create` made. A replay
+    returns the first request's runs and is never refused by a quota. Only a request that
+    created runs is remembered, so a retry after a refused request is validated afresh.
+    The runs and their key commit together or not at all.
+    """
+    # Locking the owner serialises their submissions: concurrent retries of one key (the
+    # second waits, then finds the first one's runs) and quota checks (two requests cannot
+    # both take the last slot).
+    User.objects.select_for_update().filter(pk=owner.pk).first()
+    if idempotency_key:
+        previous = IdempotentRequest.objects.filter(user=owner, key=idempotency_key).first()
+        if previous is not None:
+            if previous.request_hash != request_hash:
+                raise IdempotencyConflict(
+                    f"Idempotency-Key {idempotency_key!r} was used with a different request "
+                    f"body (on /{previous.endpoint}/); use a new key for a new submission."
+                )
+            return Submission(runs=list(previous.runs.order_by("id")), replayed=True)
+    if quota_task_ids is not None:
+        submission_quota_check(owner=owner, task_ids=quota_task_ids)
+    runs = list(create())
+    if quota_task_ids is None:
+        submission_quota_check(
+            owner=owner,
+            task_ids=[run.task_id for run in runs],
+            exclude_run_ids=[run.pk for run in runs],
+        )
+    if idempotency_key:
+        record = IdempotentRequest.objects.create(
+            user=owner, key=idempotency_key, endpoint=endpoint, request_hash=request_hash
+        )
+        record.runs.set(runs)
+    return Submission(runs=runs, replayed=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunSubmission:
     run: Run
     replayed: bool  # True when the key had been used: this is the first request's run
 
 
-@transaction.atomic
 def run_submit(
     *,
     owner: User,
     idempotency_key: str,
     request_hash: str,
     create: Callable[[], Run],
+    endpoint: str = "runs",
+    quota_task_ids: Sequence[int] | None = None,
 ) -> RunSubmission:
-    """Create a run with `create`, once per idempotency key (no key: always create).
-
-    Only a request that created a run is remembered, so a retry after a refused request is
-    validated afresh. The run and its key commit together or not at all.
-    """
-    if not idempotency_key:
-        return RunSubmission(run=create(), replayed=False)
-    # Locking the owner serialises concurrent retries of one key: the second one waits and
-    # then finds the first one's run.
-    User.objects.select_for_update().filter(pk=owner.pk).first()
-    previous = (
-        IdempotentRequest.objects.select_related("run")
-        .filter(user=owner, key=idempotency_key)
-        .first()
+    """runs_submit for a request that creates one run."""
+    submission = runs_submit(
+        owner=owner,
+        endpoint=endpoint,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        create=lambda: [create()],
+        quota_task_ids=quota_task_ids,
     )
-    if previous is not None:
-        if previous.request_hash != request_hash:
-            raise IdempotencyConflict(
-                f"Idempotency-Key {idempotency_key!r} was used with a different request body."
-            )
-        return RunSubmission(run=previous.run, replayed=True)
-    run = create()
-    IdempotentRequest.objects.create(
-        user=owner, key=idempotency_key, request_hash=request_hash, run=run
-    )
-    return RunSubmission(run=run, replayed=False)
+    return RunSubmission(run=submission.runs[0], replayed=submission.replayed)

@@ -12,47 +12,68 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
     inline_serializer,
 )
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied, ValidationError
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.permissions import (
+    AllowAny,
+    IsAdminUser,
+    IsAuthenticated,
+    IsAuthenticatedOrReadOnly,
+)
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import serializers as s
+from api.errors import IDEMPOTENCY_HEADER as IDEMPOTENCY_HEADER  # re-exported for views
 from api.errors import api_exception_handler, field_error
 from api.selectors import (
     RunFilters,
+    audit_events,
     backbone_list,
     method_list,
     run_get,
+    run_get_for_staff,
     run_list,
-    suite_published_latest,
+    run_list_by_ids,
+    runs_awaiting_review,
     token_list,
 )
 from api.services import (
-    IdempotencyConflict,
     request_fingerprint,
     run_submit,
+    runs_submit,
     token_create,
     token_revoke,
 )
+from api.throttles import AnonThrottle, SubmissionThrottle, UserThrottle
 from catalog.models import Benchmark, Suite
 from catalog.selectors import benchmark_list, suite_list
-from dashboard.selectors import suite_leaderboard
 from tracking.jobs import run_cancel, runs_request
 from tracking.models import Run
 from tracking.rescoring import run_create_from_predictions
 from tracking.selectors import job_queue
-from tracking.services import RunInputError, run_create_external
-from tracking.status import InvalidTransition
+from tracking.services import (
+    RunInputError,
+    run_create_external,
+    run_review,
+    run_update,
+    run_withdraw,
+)
 
 T = TypeVar("T")
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    description="Any unique string, at most 255 characters, per submission.",
+)
+SUBMISSION_THROTTLES = [AnonThrottle, UserThrottle, SubmissionThrottle]
 
 ERRORS_400 = OpenApiResponse(
     inline_serializer(
@@ -71,10 +92,21 @@ DETAIL_401 = OpenApiResponse(s.DetailSerializer, description="Not authenticated.
 DETAIL_403 = OpenApiResponse(s.DetailSerializer, description="Not allowed.")
 DETAIL_404 = OpenApiResponse(s.DetailSerializer, description="Not found (or not visible).")
 DETAIL_409 = OpenApiResponse(s.DetailSerializer, description="Conflict.")
+QUOTA_403 = OpenApiResponse(
+    s.DetailSerializer,
+    description="Not allowed, or past a suite's total submission quota (which never resets).",
+)
+QUOTA_429 = OpenApiResponse(
+    s.DetailSerializer,
+    description="Too many requests, or past a suite's daily submission quota; Retry-After "
+    "says when it resets. A quota refusal has `quota`: suite, period, limit, used, "
+    "requested, resets_at.",
+)
 
 
 class ApiErrorsMixin:
-    """Validation errors as {"errors": {field: [message]}} on every API view."""
+    # Errors as {"errors": {field: [message]}} on every API view (api.errors). A comment,
+    # not a docstring: OpenAPI would show a docstring as every operation's description.
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return api_exception_handler
@@ -144,6 +176,7 @@ class PublicListView(ApiErrorsMixin, generics.ListAPIView[Any]):
     permission_classes = [AllowAny]
 
 
+@extend_schema_view(get=extend_schema(summary="Benchmarks, with their number of current tasks"))
 class BenchmarkListView(PublicListView):
     serializer_class = s.BenchmarkSerializer
 
@@ -151,6 +184,12 @@ class BenchmarkListView(PublicListView):
         return benchmark_list()
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="A benchmark with the current version of each task and its metrics",
+        responses={200: s.BenchmarkDetailSerializer, 404: DETAIL_404},
+    )
+)
 class BenchmarkDetailView(ApiErrorsMixin, generics.RetrieveAPIView[Benchmark]):
     permission_classes = [AllowAny]
     serializer_class = s.BenchmarkDetailSerializer
@@ -160,6 +199,7 @@ class BenchmarkDetailView(ApiErrorsMixin, generics.RetrieveAPIView[Benchmark]):
         return benchmark_list()
 
 
+@extend_schema_view(get=extend_schema(summary="Suites, with their published versions"))
 class SuiteListView(PublicListView):
     serializer_class = s.SuiteSerializer
 
@@ -167,6 +207,12 @@ class SuiteListView(PublicListView):
         return suite_list()
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="A suite with its latest published version's tasks and weights",
+        responses={200: s.SuiteDetailSerializer, 404: DETAIL_404},
+    )
+)
 class SuiteDetailView(ApiErrorsMixin, generics.RetrieveAPIView[Suite]):
     permission_classes = [AllowAny]
     serializer_class = s.SuiteDetailSerializer
@@ -176,6 +222,9 @@ class SuiteDetailView(ApiErrorsMixin, generics.RetrieveAPIView[Suite]):
         return suite_list()
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Methods, with the JSON schema of their hyperparameters")
+)
 class MethodListView(PublicListView):
     serializer_class = s.MethodSerializer
 
@@ -183,6 +232,7 @@ class MethodListView(PublicListView):
         return method_list()
 
 
+@extend_schema_view(get=extend_schema(summary="Backbones and where their weights come from"))
 class BackboneListView(PublicListView):
     serializer_class = s.BackboneSerializer
 
@@ -198,11 +248,15 @@ def _run_filters(query: dict[str, Any]) -> RunFilters:
     return RunFilters(
         tasks=query.get("task", ()),
         benchmarks=split(query.get("benchmark", "")),
+        suites=split(query.get("suite", "")),
         methods=split(query.get("method", "")),
         backbones=split(query.get("backbone", "")),
         statuses=query.get("status", ()),
         owners=split(query.get("owner", "")),
         tags=split(query.get("tag", "")),
+        created_after=query.get("created_after"),
+        created_before=query.get("created_before"),
+        search=query.get("search", ""),
         ordering=query.get("ordering", "-created_at"),
     )
 
@@ -216,6 +270,7 @@ def _idempotency_key(request: Request) -> str:
 
 class RunListCreateView(ApiErrorsMixin, generics.GenericAPIView[Run]):
     serializer_class = s.RunSerializer
+    throttle_classes = SUBMISSION_THROTTLES
 
     @extend_schema(
         summary="Runs you may see (public ones and your own), filtered and ordered",
@@ -235,23 +290,19 @@ class RunListCreateView(ApiErrorsMixin, generics.GenericAPIView[Run]):
             "Give `scores` ({metric: value}, recorded as self-reported) or `predictions` with "
             "their `split` (scored by Podium against its gold labels). With an "
             "`Idempotency-Key` header a retried request returns the first request's run "
-            "(200) instead of recording a second; the same key with another body is a 409."
+            "(200) instead of recording a second; the same key with another body is a 409. "
+            "A suite of the task may limit submissions per user and day or in all."
         ),
         request=s.RunCreateInputSerializer,
-        parameters=[
-            OpenApiParameter(
-                IDEMPOTENCY_HEADER,
-                str,
-                OpenApiParameter.HEADER,
-                description="Any unique string, at most 255 characters, per submission.",
-            )
-        ],
+        parameters=[IDEMPOTENCY_PARAMETER],
         responses={
             201: s.RunDetailSerializer,
             200: OpenApiResponse(s.RunDetailSerializer, description="A replayed request."),
             400: ERRORS_400,
             401: DETAIL_401,
+            403: QUOTA_403,
             409: DETAIL_409,
+            429: QUOTA_429,
         },
     )
     def post(self, request: Request) -> Response:
@@ -287,15 +338,13 @@ class RunListCreateView(ApiErrorsMixin, generics.GenericAPIView[Run]):
                 fields=form,
             )
 
-        try:
-            submission = run_submit(
-                owner=owner,
-                idempotency_key=key,
-                request_hash=request_fingerprint(endpoint="runs", data=request.data),
-                create=create,
-            )
-        except IdempotencyConflict as conflict:
-            return Response({"detail": str(conflict)}, status=status.HTTP_409_CONFLICT)
+        submission = run_submit(
+            owner=owner,
+            idempotency_key=key,
+            request_hash=request_fingerprint(endpoint="runs", data=request.data),
+            create=create,
+            quota_task_ids=[data["task"].pk],
+        )
         run = run_get(viewer=owner, uuid=submission.run.uuid)
         return Response(
             s.RunDetailSerializer(run).data,
@@ -312,7 +361,7 @@ def _visible_run(request: Request, uuid: UUID) -> Run:
 
 
 class RunDetailView(ApiErrorsMixin, APIView):
-    permission_classes = [AllowAny]
+    permission_classes = [IsAuthenticatedOrReadOnly]
 
     @extend_schema(
         summary="A run with its scores, status history and provenance",
@@ -320,6 +369,126 @@ class RunDetailView(ApiErrorsMixin, APIView):
     )
     def get(self, request: Request, uuid: UUID) -> Response:
         return Response(s.RunDetailSerializer(_visible_run(request, uuid)).data)
+
+    @extend_schema(
+        summary="Edit your run's description, tags or visibility (recorded in its audit trail)",
+        request=s.RunUpdateInputSerializer,
+        responses={
+            200: s.RunDetailSerializer,
+            400: ERRORS_400,
+            401: DETAIL_401,
+            403: DETAIL_403,
+            404: DETAIL_404,
+            409: OpenApiResponse(s.DetailSerializer, description="The run was withdrawn."),
+        },
+    )
+    def patch(self, request: Request, uuid: UUID) -> Response:
+        run = _visible_run(request, uuid)
+        form = s.RunUpdateInputSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        _service_call(
+            lambda: run_update(run_id=run.pk, actor=_user(request), **form.validated_data),
+            fields=form,
+        )
+        return Response(s.RunDetailSerializer(_visible_run(request, uuid)).data)
+
+
+class RunWithdrawView(ApiErrorsMixin, APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Withdraw a run (its owner or staff): it leaves every leaderboard, and is kept",
+        request=s.ReasonInputSerializer,
+        responses={
+            200: s.RunDetailSerializer,
+            400: ERRORS_400,
+            401: DETAIL_401,
+            403: DETAIL_403,
+            404: DETAIL_404,
+            409: OpenApiResponse(s.DetailSerializer, description="Already withdrawn."),
+        },
+    )
+    def post(self, request: Request, uuid: UUID) -> Response:
+        user = _user(request)
+        run = run_get_for_staff(uuid=uuid) if user.is_staff else _visible_run(request, uuid)
+        if run is None:
+            raise NotFound("No such run.")
+        form = s.ReasonInputSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        run_withdraw(run_id=run.pk, actor=user, reason=form.validated_data["reason"])
+        return Response(s.RunDetailSerializer(run_get_for_staff(uuid=uuid)).data)
+
+
+class RunReviewView(ApiErrorsMixin, APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        summary="Staff: approve a run for public leaderboards, or reject it",
+        description="Only runs on a task of a suite that requires approval wait for a "
+        "decision; a decision may be reversed, and each is recorded in the audit trail.",
+        request=s.RunReviewInputSerializer,
+        responses={
+            200: s.RunDetailSerializer,
+            400: ERRORS_400,
+            401: DETAIL_401,
+            403: DETAIL_403,
+            404: DETAIL_404,
+            409: OpenApiResponse(
+                s.DetailSerializer, description="Already decided so, or needs no approval."
+            ),
+        },
+    )
+    def post(self, request: Request, uuid: UUID) -> Response:
+        run = run_get_for_staff(uuid=uuid)
+        if run is None:
+            raise NotFound("No such run.")
+        form = s.RunReviewInputSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        run_review(
+            run_id=run.pk,
+            actor=_user(request),
+            approve=form.validated_data["decision"] == "approve",
+            reason=form.validated_data["reason"],
+        )
+        return Response(s.RunDetailSerializer(run_get_for_staff(uuid=uuid)).data)
+
+
+class ReviewQueueView(ApiErrorsMixin, generics.GenericAPIView[Run]):
+    permission_classes = [IsAdminUser]
+    serializer_class = s.RunSerializer
+
+    @extend_schema(
+        summary="Staff: public runs awaiting approval, oldest first",
+        responses={200: s.RunSerializer(many=True), 401: DETAIL_401, 403: DETAIL_403},
+    )
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(runs_awaiting_review())
+        return self.get_paginated_response(s.RunSerializer(page, many=True).data)
+
+
+class RunAuditView(ApiErrorsMixin, generics.GenericAPIView[Any]):
+    permission_classes = [IsAuthenticated]
+    serializer_class = s.AuditEventSerializer
+
+    @extend_schema(
+        summary="A run's audit trail (its owner and staff): who changed what, when, "
+        "before and after",
+        responses={
+            200: s.AuditEventSerializer(many=True),
+            401: DETAIL_401,
+            403: DETAIL_403,
+            404: DETAIL_404,
+        },
+    )
+    def get(self, request: Request, uuid: UUID) -> Response:
+        user = _user(request)
+        run = run_get_for_staff(uuid=uuid) if user.is_staff else _visible_run(request, uuid)
+        if run is None:
+            raise NotFound("No such run.")
+        if not user.is_staff and run.owner_id != user.pk:
+            raise PermissionDenied("Only a run's owner and staff can read its audit trail.")
+        page = self.paginate_queryset(audit_events(run=run))
+        return self.get_paginated_response(s.AuditEventSerializer(page, many=True).data)
 
 
 class RunCancelView(ApiErrorsMixin, APIView):
@@ -340,10 +509,7 @@ class RunCancelView(ApiErrorsMixin, APIView):
         run = _visible_run(request, uuid)
         if run.owner_id != request.user.pk:
             raise PermissionDenied("Only a run's owner can cancel it.")
-        try:
-            run_cancel(run_id=run.pk)
-        except InvalidTransition as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        run_cancel(run_id=run.pk)  # an InvalidTransition is a 409 (api.errors)
         return Response(s.RunDetailSerializer(_visible_run(request, uuid)).data)
 
 
@@ -352,32 +518,68 @@ class RunCancelView(ApiErrorsMixin, APIView):
 
 class JobRequestView(ApiErrorsMixin, APIView):
     permission_classes = [IsAuthenticated]
+    throttle_classes = SUBMISSION_THROTTLES
 
     @extend_schema(
         summary="Ask Podium to execute a method: one queued run per task and seed",
+        description=(
+            "With an `Idempotency-Key` header a retried request returns the first request's "
+            "runs (200) instead of queuing them again; the same key with another body is a "
+            "409. A suite of the tasks may limit submissions (one per run) per user and day "
+            "or in all."
+        ),
         request=s.JobRequestInputSerializer,
-        responses={201: s.JobRequestResultSerializer, 400: ERRORS_400, 401: DETAIL_401},
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            201: s.JobRequestResultSerializer,
+            200: OpenApiResponse(s.JobRequestResultSerializer, description="A replayed request."),
+            400: ERRORS_400,
+            401: DETAIL_401,
+            403: QUOTA_403,
+            409: DETAIL_409,
+            429: QUOTA_429,
+        },
     )
     def post(self, request: Request) -> Response:
+        key = _idempotency_key(request)
+        owner = _user(request)
         form = s.JobRequestInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        runs = _service_call(
-            lambda: runs_request(
-                owner=_user(request),
-                method=data["method"],
-                backbone=data["backbone"],
-                config=data["config"],
-                seeds=data["seeds"],
-                task=data.get("task"),
-                suite_version=data.get("suite"),
-                visibility=data["visibility"],
-                eval_split=data["eval_split"],
-            ),
-            fields=form,
+        tasks = (
+            [data["task"]]
+            if "task" in data
+            else [item.task for item in data["suite"].items.select_related("task")]
         )
+        seeds = list(dict.fromkeys(data["seeds"]))
+        submission = runs_submit(
+            owner=owner,
+            endpoint="jobs",
+            idempotency_key=key,
+            request_hash=request_fingerprint(endpoint="jobs", data=request.data),
+            quota_task_ids=[task.pk for task in tasks for _ in seeds],
+            create=lambda: _service_call(
+                lambda: runs_request(
+                    owner=owner,
+                    method=data["method"],
+                    backbone=data["backbone"],
+                    config=data["config"],
+                    seeds=seeds,
+                    task=data.get("task"),
+                    suite_version=data.get("suite"),
+                    visibility=data["visibility"],
+                    eval_split=data["eval_split"],
+                    gpus=data["gpus"],
+                    time_limit_s=data.get("time_limit_s"),
+                ),
+                fields=form,
+            ),
+        )
+        runs = run_list_by_ids(viewer=owner, ids=[run.pk for run in submission.runs])
         return Response(
-            s.JobRequestResultSerializer({"runs": runs}).data, status=status.HTTP_201_CREATED
+            s.JobRequestResultSerializer({"runs": runs}).data,
+            status=status.HTTP_200_OK if submission.replayed else status.HTTP_201_CREATED,
+            headers={"Idempotent-Replayed": "true"} if submission.replayed else None,
         )
 
 
@@ -391,34 +593,3 @@ class JobQueueView(ApiErrorsMixin, APIView):
     def get(self, request: Request) -> Response:
         data = s.queue_data(queue=job_queue(), viewer=request.user)
         return Response(s.QueueSerializer(data).data)
-
-
-# --- Leaderboards ------------------------------------------------------------------------
-
-
-class SuiteLeaderboardView(ApiErrorsMixin, APIView):
-    permission_classes = [AllowAny]
-
-    @extend_schema(
-        summary="A suite's leaderboard: public runs, or with view=personal also your own",
-        parameters=[s.LeaderboardQuerySerializer],
-        responses={200: s.LeaderboardSerializer, 400: ERRORS_400, 404: DETAIL_404},
-    )
-    def get(self, request: Request, key: str) -> Response:
-        get_object_or_404(Suite, key=key)
-        query = s.LeaderboardQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        version = suite_published_latest(key=key)
-        if version is None:
-            raise NotFound(f"Suite {key!r} has no published version yet.")
-        personal = query.validated_data["view"] == "personal"
-        if personal and not request.user.is_authenticated:
-            raise NotAuthenticated("The personal view needs a signed-in user or a token.")
-        board = suite_leaderboard(
-            suite_version=version,
-            viewer=request.user if personal else None,
-            rule=query.validated_data["rule"],
-            missing=query.validated_data["missing"],
-        )
-        data = s.leaderboard_data(board=board, suite_version=version)
-        return Response(s.LeaderboardSerializer(data).data)

@@ -117,8 +117,29 @@ class SuiteVersionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(Suite)
 class SuiteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["key", "name"]
+    list_display = [
+        "key",
+        "name",
+        "requires_approval",
+        "daily_submission_limit",
+        "total_submission_limit",
+    ]
+    list_filter = ["requires_approval"]
     search_fields = ["key", "name"]
+    fieldsets = [
+        (None, {"fields": ["key", "name", "description"]}),
+        (
+            "Submission rules",
+            {
+                "fields": [
+                    "requires_approval",
+                    "daily_submission_limit",
+                    "total_submission_limit",
+                    "count_failed_submissions",
+                ]
+            },
+        ),
+    ]
 
 
 @admin.register(Method)

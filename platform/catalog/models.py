@@ -112,11 +112,33 @@ class TaskMetric(models.Model):
 
 
 class Suite(models.Model):
-    """An admin-curated set of tasks, published in immutable versions."""
+    """An admin-curated set of tasks, published in immutable versions.
+
+    The submission rules are the suite's, not a version's: they apply to runs on any task
+    of any of its published versions and may change at any time.
+    """
 
     key = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    requires_approval = models.BooleanField(
+        default=False,
+        help_text="New public runs on this suite's tasks show on public leaderboards only "
+        "once staff approve them.",
+    )
+    daily_submission_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Runs a user may submit on this suite's tasks per UTC day; empty: no limit.",
+    )
+    total_submission_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Runs a user may submit on this suite's tasks in all; empty: no limit.",
+    )
+    count_failed_submissions = models.BooleanField(
+        default=True, help_text="Failed runs count against the limits."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -37,7 +37,7 @@ from runners.spec import (
     Resources,
     TaskRef,
 )
-from tracking.artifacts import artifact_record_ref, artifact_store_inline
+from tracking.artifacts import ArtifactError, artifacts_record_result
 from tracking.control import control_send
 from tracking.models import Job, MetricPoint, ProvenanceTier, Run, Score, Visibility
 from tracking.services import (
@@ -270,17 +270,28 @@ def job_record_result(*, result: JobResult) -> ResultOutcome:
         reason = f"the result lacks the task's metrics {', '.join(missing)}"
         run_transition(run_id=run.pk, to=RunStatus.FAILED, reason=reason)
         return ResultOutcome(applied=True, reason=reason)
-    Score.objects.bulk_create(
-        Score(run=run, metric=metrics[key], value=value)
-        for key, value in result.scores.items()
-        if key in metrics
-    )
-    for inline in result.inline_artifacts:
-        artifact_store_inline(run=run, artifact=inline)
-    for ref in result.artifacts:
-        artifact_record_ref(run=run, ref=ref)
+    try:
+        # Scores and artifacts together or not at all: a result whose artifacts cannot be
+        # stored or verified fails the run with the reason, never succeeds without them.
+        with transaction.atomic():
+            Score.objects.bulk_create(
+                Score(run=run, metric=metrics[key], value=value)
+                for key, value in result.scores.items()
+                if key in metrics
+            )
+            artifacts_record_result(run=run, refs=result.artifacts, inline=result.inline_artifacts)
+    except ArtifactError as error:
+        reason = f"artifact store: {error}"
+        logger.warning("job %s: %s", job.pk, reason)
+        run_transition(run_id=run.pk, to=RunStatus.FAILED, reason=reason)
+        return ResultOutcome(applied=True, reason=reason)
     run_transition(run_id=run.pk, to=RunStatus.SUCCEEDED, reason="result recorded")
     return ResultOutcome(applied=True, reason="succeeded")
+
+
+# One worker runs a job's processes; 8 GPUs is the largest common single machine.
+MAX_GPUS_PER_JOB = 8
+MAX_TIME_LIMIT_S = 7 * 24 * 3600
 
 
 @transaction.atomic
@@ -296,8 +307,17 @@ def runs_request(
     visibility: str = Visibility.PUBLIC,
     max_attempts: int = 3,
     eval_split: str = "",
+    gpus: int = 0,
+    time_limit_s: int | None = None,
 ) -> list[Run]:
-    """Ask Podium to execute a method: one queued run (with its job) per task and seed."""
+    """Ask Podium to execute a method: one queued run (with its job) per task and seed.
+
+    A job asking for several GPUs runs data-parallel under torchrun on one worker.
+    """
+    if not 0 <= gpus <= MAX_GPUS_PER_JOB:
+        raise RunInputError(f"gpus: {gpus} is outside 0..{MAX_GPUS_PER_JOB} (one worker's GPUs).")
+    if time_limit_s is not None and not 60 <= time_limit_s <= MAX_TIME_LIMIT_S:
+        raise RunInputError(f"time_limit_s: {time_limit_s} is outside 60..{MAX_TIME_LIMIT_S}.")
     if (task is None) == (suite_version is None):
         raise RunInputError("Give exactly one of task or suite_version.")
     if not method.executable:
@@ -334,7 +354,12 @@ def runs_request(
                 provenance_tier=ProvenanceTier.EXECUTED,
                 **eval_split_fields(task=each_task, split=eval_split),
             )
-            Job.objects.create(run=run, max_attempts=max_attempts)
+            Job.objects.create(
+                run=run,
+                max_attempts=max_attempts,
+                resources={"gpus": gpus} if gpus else {},
+                **({"time_limit_s": time_limit_s} if time_limit_s is not None else {}),
+            )
             record_transition(run=run, from_status="", reason="requested")
             runs.append(run)
     # Jobs beyond the owner's concurrency limit wait, undispatched, for a free slot.

@@ -8,11 +8,20 @@ unit a leaderboard ranks; `config_hash` makes that grouping an indexed equality.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 
-from catalog.models import Backbone, Method, SuiteVersion, Task, TaskMetric
+from catalog.models import (
+    Backbone,
+    Method,
+    SuiteTask,
+    SuiteVersion,
+    SuiteVersionStatus,
+    Task,
+    TaskMetric,
+)
 from tracking.status import RunStatus
 
 
@@ -25,6 +34,26 @@ class ProvenanceTier(models.TextChoices):
     SELF_REPORTED = "self_reported", "Self-reported scores"
     RESCORED = "rescored", "Re-scored by Podium from predictions"
     EXECUTED = "executed", "Executed by Podium"
+
+
+class ReviewStatus(models.TextChoices):
+    NOT_REQUIRED = "not_required", "No approval needed"
+    PENDING = "pending", "Awaiting staff approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+# Runs that public leaderboards may show, as far as review goes.
+REVIEW_CLEARED = (ReviewStatus.NOT_REQUIRED, ReviewStatus.APPROVED)
+
+
+def task_requires_approval(*, task_id: int) -> bool:
+    """Whether a published version of a suite that requires approval contains this task."""
+    return SuiteTask.objects.filter(
+        task_id=task_id,
+        suite_version__status=SuiteVersionStatus.PUBLISHED,
+        suite_version__suite__requires_approval=True,
+    ).exists()
 
 
 class Tag(models.Model):
@@ -73,6 +102,12 @@ class Run(models.Model):
     code_version = models.CharField(max_length=100, blank=True)
     description = models.TextField(blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="runs")
+    # A withdrawn run leaves every leaderboard but is kept, with its audit trail.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # Set on creation from the suites its task belongs to; see Run.save.
+    review_status = models.CharField(
+        max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.NOT_REQUIRED
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -99,6 +134,21 @@ class Run(models.Model):
     def __str__(self) -> str:
         return f"run {self.uuid.hex[:8]} ({self.method.key} on {self.task})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Decided here, at insertion, so every way of creating a run (external, predictions,
+        # executed, tracked) waits for approval where a suite of its task requires it.
+        if (
+            self._state.adding
+            and self.review_status == ReviewStatus.NOT_REQUIRED
+            and task_requires_approval(task_id=self.task_id)
+        ):
+            self.review_status = ReviewStatus.PENDING
+        super().save(*args, **kwargs)
+
+    @property
+    def is_withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
+
 
 class RunTransition(models.Model):
     """One status change, kept so a run's history is always accounted for."""
@@ -114,6 +164,35 @@ class RunTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class AuditAction(models.TextChoices):
+    EDIT = "edit", "Edited (description, tags or visibility)"
+    WITHDRAW = "withdraw", "Withdrawn"
+    APPROVE = "approve", "Approved for public leaderboards"
+    REJECT = "reject", "Rejected from public leaderboards"
+
+
+class AuditEvent(models.Model):
+    """One change to a run made by a person: who, when, what, and the values before/after."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as written, so the trail still says who acted after their account is deleted.
+    actor_username = models.CharField(max_length=150)
+    action = models.CharField(max_length=16, choices=AuditAction.choices)
+    # {field: {"before": value, "after": value}}
+    changes = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_username} {self.action} {self.run_id} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class Score(models.Model):

@@ -16,11 +16,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Avg, Count, Q, StdDev
+from django.db.models import Avg, Count, Q, QuerySet, StdDev
 from django.utils import timezone
 
 from catalog.models import Backbone, Method
-from tracking.models import Job, Run, Score, Visibility
+from tracking.models import REVIEW_CLEARED, AuditEvent, Job, Run, Score, Visibility
 from tracking.status import RunStatus
 
 
@@ -50,14 +50,32 @@ class SystemScores:
 
 
 def visible_runs_filter(*, viewer: AbstractBaseUser | AnonymousUser | None, prefix: str = "") -> Q:
-    """Runs a viewer may see on leaderboards: public ones, plus the viewer's own.
+    """Runs a viewer may see, on leaderboards and elsewhere: public ones, plus the viewer's own.
 
+    A run counts as public only while it is not withdrawn and, where a suite of its task
+    requires approval, once staff approved it. Its owner always sees it (leaderboards also
+    drop the owner's withdrawn runs: see leaderboard_runs_filter).
     `prefix` is the path to the run from the queried model, e.g. "run__" from Score.
     """
-    public = Q(**{f"{prefix}visibility": Visibility.PUBLIC})
+    public = Q(
+        **{
+            f"{prefix}visibility": Visibility.PUBLIC,
+            f"{prefix}withdrawn_at__isnull": True,
+            f"{prefix}review_status__in": REVIEW_CLEARED,
+        }
+    )
     if viewer is None or not viewer.is_authenticated:
         return public
     return public | Q(**{f"{prefix}owner_id": viewer.pk})
+
+
+def leaderboard_runs_filter(
+    *, viewer: AbstractBaseUser | AnonymousUser | None, prefix: str = ""
+) -> Q:
+    """Runs a leaderboard counts for a viewer: those they may see, never a withdrawn one."""
+    return visible_runs_filter(viewer=viewer, prefix=prefix) & Q(
+        **{f"{prefix}withdrawn_at__isnull": True}
+    )
 
 
 def system_scores(
@@ -72,7 +90,7 @@ def system_scores(
     """
     rows = (
         Score.objects.filter(
-            visible_runs_filter(viewer=viewer, prefix="run__"),
+            leaderboard_runs_filter(viewer=viewer, prefix="run__"),
             run__task_id__in=task_ids,
             run__status=RunStatus.SUCCEEDED,
         )
@@ -118,7 +136,7 @@ def system_scores(
     backbones = Backbone.objects.in_bulk({k[1] for k in systems})
     details = (
         Run.objects.filter(
-            visible_runs_filter(viewer=viewer),
+            leaderboard_runs_filter(viewer=viewer),
             task_id__in=task_ids,
             status=RunStatus.SUCCEEDED,
             config_hash__in={k[2] for k in systems},
@@ -151,6 +169,11 @@ def system_scores(
     return sorted(systems.values(), key=lambda s: s.label)
 
 
+def run_audit_events(*, run: Run) -> QuerySet[AuditEvent]:
+    """A run's audit trail, oldest first."""
+    return AuditEvent.objects.filter(run=run).order_by("at", "id")
+
+
 @dataclass(frozen=True, kw_only=True)
 class QueuedJob:
     job: Job
@@ -171,7 +194,7 @@ def job_queue(*, now: datetime | None = None, failed_limit: int = 20) -> JobQueu
     """What the queue page shows: waiting jobs with position and estimated start, running
     jobs with worker, heartbeat and progress, and recent failures with their reason."""
     now = now or timezone.now()
-    related = ("run__method", "run__backbone", "run__task__benchmark", "run__owner")
+    related = ("run__method", "run__backbone", "run__task__benchmark", "run__owner__profile")
     queued_jobs = list(
         Job.objects.filter(run__status=RunStatus.QUEUED)
         .select_related(*related)
@@ -213,3 +236,11 @@ def job_queue(*, now: datetime | None = None, failed_limit: int = 20) -> JobQueu
         active_workers=workers,
         typical_duration=typical,
     )
+
+
+def job_details_visible(*, job: Job, viewer: AbstractBaseUser | AnonymousUser) -> bool:
+    """Whether the queue may show a job's details to this viewer: never another user's
+    private run."""
+    if job.run.visibility == Visibility.PUBLIC:
+        return True
+    return viewer.is_authenticated and job.run.owner_id == viewer.pk

@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.models import Backbone, Method, Task
-from tracking.models import ProvenanceTier, Run, RunTransition, Score, Tag, Visibility
+from catalog.models import Backbone, Method, Suite, SuiteTask, SuiteVersionStatus, Task, TaskMetric
+from tracking.models import (
+    AuditAction,
+    AuditEvent,
+    ProvenanceTier,
+    ReviewStatus,
+    Run,
+    RunTransition,
+    Score,
+    Tag,
+    Visibility,
+)
 from tracking.status import FINAL_STATUSES, InvalidTransition, RunStatus, can_transition
 
 
@@ -37,15 +49,41 @@ def eval_split_fields(*, task: Task, split: str = "") -> dict[str, Any]:
     return {"eval_split": chosen, "on_official_split": chosen == official}
 
 
-def _set_tags(*, run: Run, tags: Iterable[str]) -> None:
-    names = sorted({t.strip().lower() for t in tags if t.strip()})
-    run.tags.set([Tag.objects.get_or_create(name=name)[0] for name in names])
+def _tag_names(tags: Iterable[str]) -> list[str]:
+    return sorted({t.strip().lower() for t in tags if t.strip()})
+
+
+def set_tags(*, run: Run, tags: Iterable[str]) -> None:
+    run.tags.set([Tag.objects.get_or_create(name=name)[0] for name in _tag_names(tags)])
 
 
 def record_transition(*, run: Run, from_status: str, reason: str) -> None:
     RunTransition.objects.create(
         run=run, from_status=from_status, to_status=run.status, reason=reason
     )
+
+
+def scores_validate(*, task: Task, scores: Mapping[str, float]) -> dict[str, TaskMetric]:
+    """Check scores as an external run's are: every metric of the task, nothing else, all
+    finite; returns the task's metrics by key."""
+    metrics = {m.key: m for m in task.metrics.all()}
+    unknown = sorted(set(scores) - set(metrics))
+    if unknown:
+        raise RunInputError(
+            f"scores: {', '.join(unknown)} not a metric of {task}; "
+            f"expected {', '.join(sorted(metrics))}."
+        )
+    missing = sorted(set(metrics) - set(scores))
+    if missing:
+        raise RunInputError(f"scores: missing {', '.join(missing)} for {task}.")
+    for key, value in scores.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise RunInputError(f"scores.{key}: {value!r} is not a finite number.")
+    return metrics
 
 
 @transaction.atomic
@@ -67,27 +105,7 @@ def run_create_external(
     eval_split: str = "",
 ) -> Run:
     """Record a run made outside Podium: it is finished on arrival, with its scores."""
-    metrics = {m.key: m for m in task.metrics.all()}
-    unknown = sorted(set(scores) - set(metrics))
-    if unknown:
-        raise RunInputError(
-            f"scores: {', '.join(unknown)} not a metric of {task}; "
-            f"expected {', '.join(sorted(metrics))}."
-        )
-    missing = sorted(set(metrics) - set(scores))
-    if missing:
-        raise RunInputError(f"scores: missing {', '.join(missing)} for {task}.")
-    for key, value in scores.items():
-        if (
-            not isinstance(value, int | float)
-            or value != value
-            or value
-            in (
-                float("inf"),
-                float("-inf"),
-            )
-        ):
-            raise RunInputError(f"scores.{key}: {value!r} is not a finite number.")
+    metrics = scores_validate(task=task, scores=scores)
     if provenance_tier == ProvenanceTier.EXECUTED:
         raise RunInputError("provenance_tier: only Podium's own workers record executed runs.")
 
@@ -119,7 +137,7 @@ def run_create_external(
         )
         for key, value in scores.items()
     )
-    _set_tags(run=run, tags=tags)
+    set_tags(run=run, tags=tags)
     return run
 
 
@@ -152,3 +170,232 @@ def run_transition(*, run_id: int, to: str, reason: str = "") -> TransitionResul
     run.save(update_fields=["status", "status_reason", "started_at", "finished_at", "updated_at"])
     record_transition(run=run, from_status=previous, reason=reason)
     return TransitionResult(run=run, changed=True)
+
+
+# --- Owner edits, withdrawal and review, each recorded as an AuditEvent --------------------
+
+
+class RunConflict(Exception):
+    """A change the run's current state refuses (withdrawn, already decided)."""
+
+
+class RunPermissionDenied(Exception):
+    """The actor may not make this change to this run."""
+
+
+def _audit(
+    *, run: Run, actor: User, action: str, changes: Mapping[str, Any], reason: str = ""
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        run=run,
+        actor=actor,
+        actor_username=actor.get_username(),
+        action=action,
+        changes=dict(changes),
+        reason=reason,
+    )
+
+
+def _locked_run(run_id: int) -> Run:
+    return Run.objects.select_for_update().get(pk=run_id)
+
+
+def _refuse_if_withdrawn(run: Run) -> None:
+    if run.withdrawn_at is not None:
+        raise RunConflict(
+            f"This run was withdrawn on {run.withdrawn_at:%Y-%m-%d %H:%M} UTC; "
+            "a withdrawn run is kept as it is."
+        )
+
+
+@transaction.atomic
+def run_update(
+    *,
+    run_id: int,
+    actor: User,
+    description: str | None = None,
+    tags: Iterable[str] | None = None,
+    visibility: str | None = None,
+) -> Run:
+    """The owner (or staff, moderating) edits a run's description, tags or visibility
+    (None: leave as is).
+
+    One AuditEvent records every field that changed, before and after; a request that
+    changes nothing records nothing.
+    """
+    run = _locked_run(run_id)
+    if run.owner_id != actor.pk and not actor.is_staff:
+        raise RunPermissionDenied("Only a run's owner can edit it.")
+    _refuse_if_withdrawn(run)
+    if visibility is not None and visibility not in Visibility.values:
+        raise RunInputError(
+            f"visibility: {visibility!r} is not one of {', '.join(Visibility.values)}."
+        )
+    changes: dict[str, dict[str, Any]] = {}
+    if description is not None and description != run.description:
+        changes["description"] = {"before": run.description, "after": description}
+        run.description = description
+    if visibility is not None and visibility != run.visibility:
+        changes["visibility"] = {"before": run.visibility, "after": visibility}
+        run.visibility = visibility
+    if tags is not None:
+        before = sorted(run.tags.values_list("name", flat=True))
+        after = _tag_names(tags)
+        if before != after:
+            changes["tags"] = {"before": before, "after": after}
+            set_tags(run=run, tags=after)
+    if changes:
+        # updated_at moves too, so cached leaderboards that show this run are recomputed.
+        run.save(update_fields=["description", "visibility", "updated_at"])
+        _audit(run=run, actor=actor, action=AuditAction.EDIT, changes=changes)
+    return run
+
+
+@transaction.atomic
+def run_withdraw(*, run_id: int, actor: User, reason: str = "") -> Run:
+    """Withdraw a run (its owner or staff): it leaves every leaderboard and is kept as is."""
+    run = _locked_run(run_id)
+    if run.owner_id != actor.pk and not actor.is_staff:
+        raise RunPermissionDenied("Only a run's owner or staff can withdraw it.")
+    _refuse_if_withdrawn(run)
+    run.withdrawn_at = timezone.now()
+    run.save(update_fields=["withdrawn_at", "updated_at"])
+    _audit(
+        run=run,
+        actor=actor,
+        action=AuditAction.WITHDRAW,
+        changes={"withdrawn_at": {"before": None, "after": run.withdrawn_at.isoformat()}},
+        reason=reason,
+    )
+    return run
+
+
+@transaction.atomic
+def run_review(*, run_id: int, actor: User, approve: bool, reason: str = "") -> Run:
+    """Staff approve a run for public leaderboards, or reject it; a decision may be
+    reversed later, and each one is recorded."""
+    if not actor.is_staff:
+        raise RunPermissionDenied("Only staff can approve or reject runs.")
+    run = _locked_run(run_id)
+    _refuse_if_withdrawn(run)
+    if run.review_status == ReviewStatus.NOT_REQUIRED:
+        raise RunConflict("This run needs no approval: no suite of its task requires it.")
+    decision = ReviewStatus.APPROVED if approve else ReviewStatus.REJECTED
+    if run.review_status == decision:
+        raise RunConflict(f"This run is already {decision}.")
+    changes = {"review_status": {"before": run.review_status, "after": decision}}
+    run.review_status = decision
+    run.save(update_fields=["review_status", "updated_at"])
+    _audit(
+        run=run,
+        actor=actor,
+        action=AuditAction.APPROVE if approve else AuditAction.REJECT,
+        changes=changes,
+        reason=reason,
+    )
+    return run
+
+
+# --- Submission quotas ---------------------------------------------------------------------
+
+
+class QuotaExceeded(Exception):
+    """A submission that would take a user past a suite's limit; the message names the
+    suite, the limit, what is used, and when it resets (`resets_at`, None: never)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        suite: str,
+        period: str,
+        limit: int,
+        used: int,
+        requested: int,
+        resets_at: datetime | None,
+    ) -> None:
+        super().__init__(message)
+        self.suite = suite
+        self.period = period  # "day" or "total"
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+        self.resets_at = resets_at
+
+
+def utc_day_bounds(*, now: datetime) -> tuple[datetime, datetime]:
+    start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
+def submission_quota_check(
+    *,
+    owner: User,
+    task_ids: Sequence[int],
+    exclude_run_ids: Sequence[int] = (),
+    now: datetime | None = None,
+) -> None:
+    """Refuse runs on `task_ids` (one entry per run to create) that would take `owner` past
+    the limits of a suite whose published versions contain those tasks. `exclude_run_ids`:
+    the submitted runs themselves, when they are checked after being created.
+
+    Call it in the transaction that creates the runs, under a lock on the owner's row
+    (api.services does), so two concurrent submissions cannot both take the last slot.
+    """
+    now = now or timezone.now()
+    wanted = set(task_ids)
+    suites = (
+        Suite.objects.filter(
+            versions__status=SuiteVersionStatus.PUBLISHED, versions__items__task_id__in=wanted
+        )
+        .exclude(daily_submission_limit__isnull=True, total_submission_limit__isnull=True)
+        .distinct()
+        .order_by("key")
+    )
+    for suite in suites:
+        suite_tasks = set(
+            SuiteTask.objects.filter(
+                suite_version__suite=suite, suite_version__status=SuiteVersionStatus.PUBLISHED
+            ).values_list("task_id", flat=True)
+        )
+        requested = sum(1 for task_id in task_ids if task_id in suite_tasks)
+        counted = Run.objects.filter(owner=owner, task_id__in=suite_tasks).exclude(
+            pk__in=exclude_run_ids
+        )
+        if not suite.count_failed_submissions:
+            counted = counted.exclude(status=RunStatus.FAILED)
+        failed_note = (
+            "failed runs included" if suite.count_failed_submissions else "failed runs not counted"
+        )
+        limit = suite.total_submission_limit
+        if limit is not None:
+            used = counted.count()
+            if used + requested > limit:
+                raise QuotaExceeded(
+                    f"quota: suite {suite.key!r} accepts at most {limit} run(s) per user in "
+                    f"all ({failed_note}); you have submitted {used} and this request adds "
+                    f"{requested}. This quota does not reset.",
+                    suite=suite.key,
+                    period="total",
+                    limit=limit,
+                    used=used,
+                    requested=requested,
+                    resets_at=None,
+                )
+        limit = suite.daily_submission_limit
+        if limit is not None:
+            day_start, day_end = utc_day_bounds(now=now)
+            used = counted.filter(created_at__gte=day_start).count()
+            if used + requested > limit:
+                raise QuotaExceeded(
+                    f"quota: suite {suite.key!r} accepts at most {limit} run(s) per user per "
+                    f"UTC day ({failed_note}); you have submitted {used} today and this "
+                    f"request adds {requested}. The quota resets at "
+                    f"{day_end:%Y-%m-%d %H:%M} UTC.",
+                    suite=suite.key,
+                    period="day",
+                    limit=limit,
+                    used=used,
+                    requested=requested,
+                    resets_at=day_end,
+                )

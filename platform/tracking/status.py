@@ -22,8 +22,11 @@ FINAL_STATUSES: frozenset[str] = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
 )
 
-# A run executed by Podium starts queued; an external run is recorded directly as finished.
-INITIAL_STATUSES: frozenset[str] = frozenset({RunStatus.QUEUED, RunStatus.SUCCEEDED})
+# A run executed by Podium starts queued; an external run is recorded directly as finished;
+# a run tracked from the user's own script starts running.
+INITIAL_STATUSES: frozenset[str] = frozenset(
+    {RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED}
+)
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),

@@ -9,18 +9,23 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from api.services import token_create
-from catalog.models import Backbone, Method, Task, TaskMetric
+from catalog.models import Backbone, Method, Suite, SuiteVersionStatus, Task, TaskMetric
 from tests.factories import (
     BackboneFactory,
     BenchmarkFactory,
     MethodFactory,
+    SuiteTaskFactory,
+    SuiteVersionFactory,
     TaskFactory,
     TaskMetricFactory,
     UserFactory,
 )
+from tracking.models import Run
+from tracking.services import run_create_external
 
 
 @pytest.fixture
@@ -80,6 +85,25 @@ def small_catalog() -> Catalog:
     )
 
 
+@pytest.fixture
+def staff() -> User:
+    return UserFactory.create(username="curator", is_staff=True)
+
+
+def published_suite(*, key: str, tasks: list[Task], **rules: Any) -> Suite:
+    """A suite with one published version holding `tasks`; `rules` are Suite fields
+    (requires_approval, daily_submission_limit, ...)."""
+    version = SuiteVersionFactory.create(
+        suite__key=key, **{f"suite__{k}": v for k, v in rules.items()}
+    )
+    for position, task in enumerate(tasks):
+        SuiteTaskFactory.create(suite_version=version, task=task, position=position)
+    version.status = SuiteVersionStatus.PUBLISHED
+    version.published_at = timezone.now()
+    version.save()
+    return version.suite
+
+
 def metric(task: Task, key: str) -> TaskMetric:
     return task.metrics.get(key=key)
 
@@ -90,3 +114,17 @@ def assert_field_error(response: Any, field: str, says: str) -> None:
     errors = response.json()["errors"]
     assert list(errors) == [field], errors
     assert says in " ".join(errors[field])
+
+
+def record_run(catalog: Catalog, owner: User, **overrides: Any) -> Run:
+    """A self-reported run on catalog.task (accuracy 0.5, loss 1.0) through the service."""
+    fields: dict[str, Any] = {
+        "method": catalog.external_method,
+        "backbone": catalog.backbone,
+        "task": catalog.task,
+        "config": {},
+        "seed": 0,
+        "scores": {"accuracy": 0.5, "loss": 1.0},
+    }
+    fields.update(overrides)
+    return run_create_external(owner=owner, **fields)

@@ -236,3 +236,70 @@ def test_the_queue_hides_other_users_private_runs(
     assert own_running["progress"] == {"step": 3, "total_steps": 10}
     assert own_running["heartbeat_at"] is not None
     assert mine["active_workers"] == 1
+
+
+# --- Idempotency-Key on POST /jobs/ -----------------------------------------------------
+
+
+def test_a_retried_job_request_with_the_same_key_queues_its_runs_once(
+    client_for: Callable[[User], APIClient], alice: User, small_catalog: Catalog
+) -> None:
+    client = client_for(alice)
+    first = client.post(JOBS, job_body(), format="json", HTTP_IDEMPOTENCY_KEY="sweep-1")
+    assert first.status_code == 201, first.content
+    again = client.post(JOBS, job_body(), format="json", HTTP_IDEMPOTENCY_KEY="sweep-1")
+    assert again.status_code == 200, again.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert [r["uuid"] for r in again.json()["runs"]] == [r["uuid"] for r in first.json()["runs"]]
+    assert Run.objects.filter(owner=alice).count() == 2
+    assert Job.objects.count() == 2
+    # Without the key, the same body is a new request.
+    assert client.post(JOBS, job_body(), format="json").status_code == 201
+    assert Run.objects.filter(owner=alice).count() == 4
+
+
+def test_a_job_key_reused_with_another_body_is_a_409_and_queues_nothing(
+    client_for: Callable[[User], APIClient], alice: User, small_catalog: Catalog
+) -> None:
+    client = client_for(alice)
+    assert client.post(JOBS, job_body(), format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
+    response = client.post(JOBS, job_body(seeds=[3]), format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert response.status_code == 409
+    body = response.json()
+    assert "different request body" in body["detail"]
+    assert list(body["errors"]) == ["Idempotency-Key"]
+    assert sorted(Run.objects.values_list("seed", flat=True)) == [1, 2]
+
+
+def test_a_key_used_for_a_run_is_a_conflict_on_jobs(
+    client_for: Callable[[User], APIClient], alice: User, small_catalog: Catalog
+) -> None:
+    client = client_for(alice)
+    run = {
+        "method": "paper",
+        "backbone": "minilm",
+        "task": "bench/cola",
+        "seed": 0,
+        "scores": {"accuracy": 0.5},
+    }
+    assert (
+        client.post("/api/v1/runs/", run, format="json", HTTP_IDEMPOTENCY_KEY="x").status_code
+        == 201
+    )
+    response = client.post(JOBS, job_body(), format="json", HTTP_IDEMPOTENCY_KEY="x")
+    assert response.status_code == 409
+    assert "/runs/" in response.json()["detail"]
+    assert not Job.objects.exists()
+
+
+def test_a_refused_job_request_does_not_use_up_its_key(
+    client_for: Callable[[User], APIClient], alice: User, small_catalog: Catalog
+) -> None:
+    client = client_for(alice)
+    bad = client.post(
+        JOBS, job_body(config={"rank": 0}), format="json", HTTP_IDEMPOTENCY_KEY="retry"
+    )
+    assert bad.status_code == 400
+    good = client.post(JOBS, job_body(), format="json", HTTP_IDEMPOTENCY_KEY="retry")
+    assert good.status_code == 201
+    assert Run.objects.count() == 2

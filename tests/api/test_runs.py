@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.services import profile_update
 from api.models import IdempotentRequest
-from tests.api.conftest import Catalog, assert_field_error
+from tests.api.conftest import Catalog, assert_field_error, published_suite
+from tests.factories import MethodFactory
 from tracking.models import Run, Visibility
 from tracking.services import run_create_external
 
@@ -142,6 +146,7 @@ def test_the_same_key_with_a_different_body_is_a_409(
     response = client.post(RUNS, run_body(seed=8), format="json", HTTP_IDEMPOTENCY_KEY="k")
     assert response.status_code == 409
     assert "different request body" in response.json()["detail"]
+    assert "different request body" in response.json()["errors"]["Idempotency-Key"][0]
     assert Run.objects.count() == 1
 
 
@@ -171,7 +176,8 @@ def test_a_refused_request_does_not_use_up_its_key(
     assert not IdempotentRequest.objects.exists()
     good = client.post(RUNS, run_body(), format="json", HTTP_IDEMPOTENCY_KEY="k")
     assert good.status_code == 201
-    assert IdempotentRequest.objects.get().run.uuid.hex == good.json()["uuid"].replace("-", "")
+    (run,) = IdempotentRequest.objects.get().runs.all()
+    assert str(run.uuid) == good.json()["uuid"]
 
 
 def test_an_overlong_idempotency_key_is_refused(
@@ -296,3 +302,74 @@ def test_bad_filters_are_a_400_naming_the_parameter(
     response = api.get(RUNS, query)
     assert response.status_code == 400
     assert list(response.json()["errors"]) == [field]
+
+
+def test_runs_are_filtered_by_suite_date_range_and_search(
+    api: APIClient, alice: User, bob: User, small_catalog: Catalog
+) -> None:
+    c = small_catalog
+    published_suite(key="core", tasks=[c.other_task])
+    old = record(c, alice, description="Baseline from the LoRA paper", tags=["repro"])
+    new = record(c, bob, task=c.other_task, scores={"accuracy": 0.4})
+    dora = record(c, bob, method=MethodFactory.create(key="dora", name="DoRA"), seed=2)
+    Run.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))
+    a, b, d = str(old.uuid), str(new.uuid), str(dora.uuid)
+
+    assert uuids(api.get(RUNS, {"suite": "core"})) == {b}
+    assert uuids(api.get(RUNS, {"suite": "core,nope"})) == {b}
+    assert uuids(api.get(RUNS, {"suite": "nope"})) == set()
+    week_ago = (timezone.now() - timedelta(days=7)).isoformat()
+    assert uuids(api.get(RUNS, {"created_after": week_ago})) == {b, d}
+    assert uuids(api.get(RUNS, {"created_before": week_ago})) == {a}
+    day = (timezone.now() - timedelta(days=10)).date().isoformat()
+    assert uuids(api.get(RUNS, {"created_after": day, "created_before": week_ago})) == {a}
+    assert uuids(api.get(RUNS, {"search": "lora"})) == {a}  # in the description
+    assert uuids(api.get(RUNS, {"search": "DORA"})) == {d}  # the method's name, any case
+    assert uuids(api.get(RUNS, {"search": "repro baseline"})) == {a}  # a tag and a word
+    assert uuids(api.get(RUNS, {"search": "minilm"})) == {a, b, d}  # the backbone
+    assert uuids(api.get(RUNS, {"search": "repro dora"})) == set()  # every word must match
+
+
+def test_runs_are_ordered_by_whitelisted_fields(
+    api: APIClient, alice: User, small_catalog: Catalog
+) -> None:
+    c = small_catalog
+    record(c, alice, method=MethodFactory.create(key="zeta"))
+    record(c, alice, method=MethodFactory.create(key="alpha"))
+    record(c, alice, task=c.other_task, scores={"accuracy": 0.1})
+    by_method = api.get(RUNS, {"ordering": "method"}).json()["results"]
+    assert [r["method"] for r in by_method] == ["alpha", "paper", "zeta"]
+    by_method_desc = api.get(RUNS, {"ordering": "-method"}).json()["results"]
+    assert [r["method"] for r in by_method_desc] == ["zeta", "paper", "alpha"]
+    by_task = api.get(RUNS, {"ordering": "task"}).json()["results"]
+    assert by_task[0]["task"]["key"] == "cola"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"created_after": "yesterday"}, "created_after"),
+        ({"created_after": "2025-01-02", "created_before": "2025-01-01"}, "created_before"),
+        ({"ordering": "-description"}, "ordering"),
+        ({"search": "x" * 201}, "search"),
+    ],
+)
+def test_bad_date_search_and_ordering_parameters_are_400s(
+    api: APIClient, query: dict[str, str], field: str
+) -> None:
+    response = api.get(RUNS, query)
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [field]
+
+
+def test_runs_show_their_owners_display_name(
+    api: APIClient, alice: User, bob: User, small_catalog: Catalog
+) -> None:
+    profile_update(user=alice, display_name="Alice Liddell")
+    record(small_catalog, alice)
+    record(small_catalog, bob)
+    rows = api.get(RUNS, {"ordering": "created_at"}).json()["results"]
+    assert [(r["owner"], r["owner_name"]) for r in rows] == [
+        ("alice", "Alice Liddell"),
+        ("bob", "bob"),
+    ]

@@ -23,12 +23,36 @@ def test_the_schema_validates_without_warnings(tmp_path: Path) -> None:
         "/api/v1/runs/{uuid}/cancel/",
         "/api/v1/jobs/queue/",
         "/api/v1/suites/{key}/leaderboard/",
+        "/api/v1/suites/{key}/snapshots/",
+        "/api/v1/snapshots/{uuid}/",
+        "/api/v1/tasks/{benchmark}/{task}/leaderboard/",
+        "/api/v1/runs/{uuid}/withdraw/",
+        "/api/v1/runs/{uuid}/review/",
+        "/api/v1/runs/{uuid}/audit/",
+        "/api/v1/reviews/",
+        "/api/v1/accounts/signup/",
+        "/api/v1/accounts/password-reset/",
+        "/api/v1/accounts/password-reset/confirm/",
+        "/api/v1/accounts/me/",
     ):
         assert path in paths, sorted(paths)
     assert schema["components"]["securitySchemes"]["tokenAuth"]["name"] == "Authorization"
     post_runs = paths["/api/v1/runs/"]["post"]
     assert {"200", "201", "400", "401", "409"} <= set(post_runs["responses"])
     assert any(p["name"] == "Idempotency-Key" for p in post_runs["parameters"])
+    post_jobs = paths["/api/v1/jobs/"]["post"]
+    assert {"200", "201", "400", "401", "403", "409", "429"} <= set(post_jobs["responses"])
+    assert any(p["name"] == "Idempotency-Key" for p in post_jobs["parameters"])
+    assert "patch" in paths["/api/v1/runs/{uuid}/"]
+    board = paths["/api/v1/suites/{key}/leaderboard/"]["get"]["responses"]["200"]["content"]
+    assert {"application/json", "text/csv", "application/x-latex"} <= set(board)
+    snapshot = paths["/api/v1/snapshots/{uuid}/"]["get"]["responses"]["200"]["content"]
+    assert "application/x-bibtex" in snapshot
+    # Every operation says what it does.
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if path.startswith("/api/v1/") and method in {"get", "post", "patch", "delete"}:
+                assert operation.get("summary"), f"{method.upper()} {path} has no summary"
 
 
 @pytest.mark.django_db

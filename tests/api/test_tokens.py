@@ -74,7 +74,10 @@ def test_a_revoked_token_is_rejected_at_once(api: APIClient, alice: User) -> Non
     assert api.delete(f"{TOKENS}{created['id']}/").status_code == 204
     response = api.get(TOKENS)
     assert response.status_code == 401
-    assert response.json() == {"detail": "Invalid or revoked token."}
+    assert response.json() == {
+        "detail": "Invalid or revoked token.",
+        "errors": {"non_field_errors": ["Invalid or revoked token."]},
+    }
     assert ApiToken.objects.get().revoked_at is not None
 
 
