@@ -64,7 +64,7 @@ def imported_roots(path: Path) -> set[str]:
     return roots
 
 
-WEB_PACKAGES = ("config", "catalog", "tracking", "dashboard")
+WEB_PACKAGES = ("config", "catalog", "tracking", "dashboard", "api", "accounts")
 
 
 @pytest.mark.parametrize(
@@ -75,6 +75,12 @@ WEB_PACKAGES = ("config", "catalog", "tracking", "dashboard")
         (
             tuple(f"platform/{p}" for p in WEB_PACKAGES),
             {"torch", "transformers", "peft", "lm_eval"},
+        ),
+        # The client is the bare install: no Django, no platform code, no training stack
+        # (its Trainer callback imports transformers lazily, by design).
+        (
+            ("platform/podium",),
+            {"django", "rest_framework", "runners", "torch", "peft", "lm_eval", *WEB_PACKAGES},
         ),
     ],
 )

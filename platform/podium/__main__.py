@@ -1,0 +1,7 @@
+"""`python -m podium`: the `podium` command."""
+
+from __future__ import annotations
+
+from podium.cli import main
+
+raise SystemExit(main())
