@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Start or stop a throwaway PostgreSQL and Redis on free loopback ports for the test suite.
 #
-#   .ci/services.sh start DIR   -> prints `export DATABASE_URL=... CELERY_BROKER_URL=...`
+#   .ci/services.sh start DIR   -> prints `export DATABASE_URL=... CELERY_BROKER_URL=...
+#                                  PODIUM_SERVICES_DIR=DIR PODIUM_SERVICES_DATABASE_URL=...`
 #   .ci/services.sh stop DIR
+#   .ci/services.sh pg-stop DIR   stop only PostgreSQL (fast: open connections are cut), and
+#   .ci/services.sh pg-start DIR  start it again on the same port: an outage, for tests
 #
 # Installs the OS packages where missing (as root, or through sudo). initdb refuses to run
 # as root, so the cluster runs as an unprivileged user that owns DIR/pg.
@@ -47,6 +50,13 @@ run_as_pg_user() {
   if [ "$(id -u)" = 0 ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi
 }
 
+# Needs bindir, pg_user and pg_port.
+pg_server_start() {
+  run_as_pg_user "$bindir/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -t 60 \
+    -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    start >/dev/null || die "PostgreSQL did not start; see $dir/pg/server.log"
+}
+
 start() {
   mkdir -p "$dir"
   chmod 755 "$dir"  # the unprivileged database user must reach its folder inside
@@ -64,9 +74,7 @@ start() {
   pg_port=$(free_port)
   run_as_pg_user "$bindir/initdb" -D "$dir/pg/data" -U podium --auth=trust -E UTF8 --no-sync >"$dir/pg/initdb.log" 2>&1 \
     || die "initdb failed; see $dir/pg/initdb.log"
-  run_as_pg_user "$bindir/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -t 60 \
-    -o "-p $pg_port -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-    start >/dev/null || die "PostgreSQL did not start; see $dir/pg/server.log"
+  pg_server_start
   run_as_pg_user "$bindir/createdb" -h 127.0.0.1 -p "$pg_port" -U podium podium
 
   redis_port=$(free_port)
@@ -83,9 +91,13 @@ start() {
   cat >"$dir/env" <<ENV
 PG_BINDIR=$bindir
 PG_USER=$pg_user
+PG_PORT=$pg_port
 REDIS_PORT=$redis_port
 ENV
-  echo "export DATABASE_URL=postgres://podium@127.0.0.1:$pg_port/podium CELERY_BROKER_URL=redis://127.0.0.1:$redis_port/0 PODIUM_SERVICES_DIR=$dir"
+  local database_url="postgres://podium@127.0.0.1:$pg_port/podium"
+  # PODIUM_SERVICES_DATABASE_URL tells tests which database pg-stop/pg-start control, even
+  # where the caller then points DATABASE_URL at a server of its own.
+  echo "export DATABASE_URL=$database_url CELERY_BROKER_URL=redis://127.0.0.1:$redis_port/0 PODIUM_SERVICES_DIR=$dir PODIUM_SERVICES_DATABASE_URL=$database_url"
 }
 
 stop() {
@@ -98,8 +110,28 @@ stop() {
   rm -rf "$dir"
 }
 
+load_env() {
+  [ -f "$dir/env" ] || die "no services started in $dir"
+  # shellcheck disable=SC1091
+  . "$dir/env"
+  bindir=$PG_BINDIR pg_user=$PG_USER pg_port=${PG_PORT:?}
+}
+
+pg_stop() {
+  load_env
+  run_as_pg_user "$bindir/pg_ctl" -D "$dir/pg/data" -m fast -w -t 60 stop >/dev/null \
+    || die "PostgreSQL did not stop; see $dir/pg/server.log"
+}
+
+pg_start() {
+  load_env
+  pg_server_start
+}
+
 case "$action" in
   start) start ;;
   stop) stop ;;
-  *) die "unknown action $action (start or stop)" ;;
+  pg-stop) pg_stop ;;
+  pg-start) pg_start ;;
+  *) die "unknown action $action (start, stop, pg-stop or pg-start)" ;;
 esac

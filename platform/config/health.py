@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import Error as DatabaseLibraryError
+from django.db import connection
 
 from config.celery import app as celery_app
 
@@ -22,7 +23,9 @@ def check_database() -> ServiceHealth:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except DatabaseError as error:
+    # django.db.Error, not DatabaseError: a connection closed under us raises InterfaceError,
+    # which is not a DatabaseError.
+    except DatabaseLibraryError as error:
         return ServiceHealth(name="database", ok=False, detail=str(error).strip() or "unreachable")
     return ServiceHealth(name="database", ok=True, detail=connection.vendor)
 
