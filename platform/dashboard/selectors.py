@@ -7,6 +7,7 @@ those runs (a new run, a status or visibility change) recomputes it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from catalog.selectors import suite_version_items
 from leaderboard.catalog import get_benchmark, get_task
 from leaderboard.ranking import RULES, RankingInputError, RankingResult, ScoreTable, rank
 from leaderboard.suite_score import SuiteScore, suite_score, task_score
-from tracking.models import Run
+from tracking.models import ProvenanceTier, Run
 from tracking.selectors import SeedAggregate, SystemScores, system_scores, visible_runs_filter
 
 OFFICIAL = "official"
@@ -60,6 +61,8 @@ class SuiteBoard:
     error: str  # why the rule could not rank this table, with what to try instead
     result: RankingResult | None
     table: ScoreTable | None
+    # The cache key this board is stored under; views derived from it extend it.
+    cache_key: str = ""
 
 
 def leaderboard_rules() -> list[str]:
@@ -122,6 +125,7 @@ def suite_leaderboard(
     board = _compute(
         suite_version=suite_version, items=items, viewer=viewer, rule=rule, missing=missing
     )
+    board = dataclasses.replace(board, cache_key=key)
     cache.set(key, board, CACHE_SECONDS)
     return board
 
@@ -216,3 +220,62 @@ def _compute(
         result=result,
         table=table,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoardFilters:
+    """What a leaderboard's rows can be narrowed to; "" keeps every row."""
+
+    method: str = ""  # method key
+    backbone: str = ""  # backbone key
+    provenance: str = ""  # a ProvenanceTier value
+
+    @property
+    def active(self) -> bool:
+        return bool(self.method or self.backbone or self.provenance)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FilterOptions:
+    methods: tuple[tuple[str, str], ...]  # (key, name) of the methods on the board
+    backbones: tuple[tuple[str, str], ...]
+    provenance: tuple[tuple[str, str], ...]  # (tier, label)
+
+
+def board_rows_filtered(*, board: SuiteBoard, filters: BoardFilters) -> list[LeaderboardRow]:
+    """The board's rows that match every filter. Ranks stay those among all systems: a
+    filter narrows what is shown, it does not re-run the election."""
+    return [
+        row
+        for row in board.rows
+        if (not filters.method or row.system.method.key == filters.method)
+        and (not filters.backbone or row.system.backbone.key == filters.backbone)
+        and (not filters.provenance or filters.provenance in row.system.provenance_tiers)
+    ]
+
+
+def board_filter_options(*, board: SuiteBoard) -> FilterOptions:
+    methods = {row.system.method.key: row.system.method.name for row in board.rows}
+    backbones = {row.system.backbone.key: row.system.backbone.name for row in board.rows}
+    tiers = {tier for row in board.rows for tier in row.system.provenance_tiers}
+    return FilterOptions(
+        methods=tuple(sorted(methods.items(), key=lambda kv: kv[1].lower())),
+        backbones=tuple(sorted(backbones.items(), key=lambda kv: kv[1].lower())),
+        provenance=tuple((t.value, t.label) for t in ProvenanceTier if t.value in tiers),
+    )
+
+
+def board_ranks(*, board: SuiteBoard) -> dict[str, int]:
+    """Each ranked system's rank by label: the rule's own, or under the official score its
+    competition rank by that score (equal scores share a rank); unranked systems absent."""
+    if board.result is not None:
+        return {row.system.label: row.rank for row in board.rows if row.rank is not None}
+    scored = [
+        (row.system.label, row.official.value)
+        for row in board.rows
+        if row.official is not None and row.official.value is not None
+    ]
+    ranks: dict[str, int] = {}
+    for label, value in scored:
+        ranks[label] = 1 + sum(other > value for _, other in scored)
+    return ranks
