@@ -18,7 +18,7 @@ export PODIUM_VALIDATION_DIR ?= $(abspath ../shared/validation)
 
 PYTEST_ARGS ?=
 
-.PHONY: help install install-worker demo test accept lint format bench clean
+.PHONY: help install install-worker demo test accept lint format bench screenshots soak clean
 
 help:
 	@echo "make demo    run Podium on embedded defaults (SQLite, local queue) and serve the dashboard"
@@ -26,6 +26,8 @@ help:
 	@echo "make accept  slow acceptance runs (accuracy thresholds, real models)"
 	@echo "make lint    ruff, mypy, migrations check"
 	@echo "make bench   benchmarks against the tools a user would pick instead (ratios in bench-results/)"
+	@echo "make screenshots  PNGs of the main dashboard pages in screenshots/"
+	@echo "make soak    five minutes of concurrent readers and submitters against the production shape"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,7 +80,19 @@ test: $(STAMP_WORKER)
 	fi; \
 	export DATABASE_URL="$${given_db:-$$DATABASE_URL}" CELERY_BROKER_URL="$${given_broker:-$$CELERY_BROKER_URL}"; \
 	echo "make test: database $${DATABASE_URL%%@*}@..., broker $$CELERY_BROKER_URL"; \
+	.ci/chromium.sh; \
 	PODIUM_ENV=test HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not accept" $(PYTEST_ARGS)
+
+# PNGs of the leaderboard, rule comparison and run pages (desktop and narrow) for review.
+screenshots: $(STAMP_WEB)
+	.ci/chromium.sh
+	$(PY) .ci/screenshots.py --out screenshots
+
+# The production shape on loopback (gunicorn, PostgreSQL, Redis, workers) under 50 readers
+# and 10 submitters; fails on any error or on a submission acknowledged but not stored.
+SOAK_DURATION ?= 300
+soak: $(STAMP_WEB)
+	$(PY) .ci/soak.py --duration $(SOAK_DURATION)
 
 # Benchmarks, each against the tool a user would pick instead, side by side in one script;
 # baselines live in their own venv so their pins never touch Podium's.
