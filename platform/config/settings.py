@@ -212,6 +212,9 @@ CELERY_BEAT_SCHEDULE = {
 # attempts are used up). Workers send a heartbeat every PODIUM_HEARTBEAT_INTERVAL_S.
 PODIUM_HEARTBEAT_TIMEOUT_S = env_int("PODIUM_HEARTBEAT_TIMEOUT_S", default=120)
 # Jobs a user may have dispatched at once; more wait, queued, for a free slot.
+# A run tracked from a user's own script (podium.init) with no metric point or finish for
+# this long is failed: its script was killed or its machine lost.
+PODIUM_TRACKED_RUN_TIMEOUT_S = env_int("PODIUM_TRACKED_RUN_TIMEOUT_S", default=24 * 3600)
 PODIUM_MAX_ACTIVE_JOBS_PER_USER = env_int("PODIUM_MAX_ACTIVE_JOBS_PER_USER", default=8)
 # Local benchmark data in the hub's field format: <dir>/<benchmark>/<task>/<split>.jsonl.
 PODIUM_DATA_DIR = env_str("PODIUM_DATA_DIR", default="")

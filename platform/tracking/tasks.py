@@ -29,6 +29,7 @@ from runners.spec import (
 )
 from tracking.control import control_send
 from tracking.jobs import job_heartbeat, job_record_metrics, job_record_result, jobs_reap
+from tracking.tracked import tracked_runs_reap
 
 logger = logging.getLogger(__name__)
 
@@ -93,4 +94,10 @@ def record_result(message: dict[str, Any]) -> str:
 @app.task(name="platform.reap_stale_jobs")
 def reap_stale_jobs() -> dict[str, list[int]]:
     report = jobs_reap()
-    return {"requeued": report.requeued, "failed": report.failed, "cancelled": report.cancelled}
+    silent_tracked = tracked_runs_reap()
+    return {
+        "requeued": report.requeued,
+        "failed": report.failed,
+        "cancelled": report.cancelled,
+        "silent_tracked_runs": silent_tracked,
+    }

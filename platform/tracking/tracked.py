@@ -13,13 +13,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from catalog.models import Backbone, Method, Task
@@ -36,7 +37,7 @@ from tracking.services import (
     scores_validate,
     set_tags,
 )
-from tracking.status import FINAL_STATUSES, RunStatus
+from tracking.status import FINAL_STATUSES, InvalidTransition, RunStatus
 
 MAX_POINTS_PER_BATCH = 10_000
 # Letters, digits and _ . - / : and spaces, as most trackers allow ("train/loss").
@@ -117,6 +118,32 @@ def tracked_run_start(
     record_transition(run=run, from_status="", reason="tracking started by the podium client")
     set_tags(run=run, tags=tags)
     return run
+
+
+def tracked_runs_reap(*, now: datetime | None = None) -> list[int]:
+    """Fail tracked runs whose script went silent (killed, machine lost): no metric point
+    and no start for PODIUM_TRACKED_RUN_TIMEOUT_S. Returns the ids of the runs failed."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.PODIUM_TRACKED_RUN_TIMEOUT_S)
+    silent = (
+        Run.objects.filter(status=RunStatus.RUNNING, job__isnull=True, started_at__lt=cutoff)
+        .annotate(last_point=Max("metric_points__recorded_at"))
+        .filter(Q(last_point__isnull=True) | Q(last_point__lt=cutoff))
+        .values_list("pk", flat=True)
+    )
+    failed = []
+    for run_id in silent:
+        hours = settings.PODIUM_TRACKED_RUN_TIMEOUT_S / 3600
+        try:
+            run_transition(
+                run_id=run_id,
+                to=RunStatus.FAILED,
+                reason=f"no metric point or finish from its script for {hours:g} h",
+            )
+        except InvalidTransition:
+            continue  # finished meanwhile
+        failed.append(run_id)
+    return failed
 
 
 def _locked_own_run(*, run_id: int, user: User) -> Run:

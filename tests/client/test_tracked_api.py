@@ -4,10 +4,12 @@ permissions, against the real database."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.api.conftest import Catalog, assert_field_error
@@ -19,7 +21,9 @@ from tracking.tracked import (
     MAX_POINTS_PER_BATCH,
     PointInput,
     metric_points_record,
+    tracked_run_finish,
     tracked_run_start,
+    tracked_runs_reap,
 )
 
 pytestmark = pytest.mark.django_db
@@ -474,3 +478,48 @@ def test_the_tracked_run_endpoints_are_described_in_the_schema(tmp_path: Any) ->
     assert {p["name"] for p in metrics["get"]["parameters"]} >= {"key", "cursor", "max_points"}
     assert {"200", "400", "409"} <= set(paths["/api/v1/runs/{uuid}/finish/"]["post"]["responses"])
     assert "200" in paths["/api/v1/runs/{uuid}/progress/"]["get"]["responses"]
+
+
+# --- the reaper ----------------------------------------------------------------------------
+
+
+def test_a_tracked_run_whose_script_went_silent_is_failed_with_the_reason(
+    small_catalog: Catalog, alice: User, settings: Any
+) -> None:
+    settings.PODIUM_TRACKED_RUN_TIMEOUT_S = 3600
+    silent = started(small_catalog, alice)
+    logging = started(small_catalog, alice, seed=1)
+    finished = started(small_catalog, alice, seed=2)
+    Run.objects.filter(pk__in=[silent.pk, logging.pk, finished.pk]).update(
+        started_at=timezone.now() - timedelta(hours=3)
+    )
+    metric_points_record(
+        run_id=logging.pk, user=alice, points=[PointInput(key="loss", step=1, value=0.5)]
+    )
+    tracked_run_finish(run_id=finished.pk, user=alice, status=RunStatus.FAILED, error="diverged")
+
+    assert tracked_runs_reap() == [silent.pk]
+
+    silent.refresh_from_db()
+    assert silent.status == RunStatus.FAILED
+    assert "no metric point or finish from its script for 1 h" in silent.status_reason
+    assert Run.objects.get(pk=logging.pk).status == RunStatus.RUNNING
+    assert tracked_runs_reap() == []
+
+
+def test_the_reaper_leaves_runs_executed_by_podium_to_the_job_reaper(
+    small_catalog: Catalog, alice: User, settings: Any
+) -> None:
+    settings.PODIUM_TRACKED_RUN_TIMEOUT_S = 60
+    [run] = runs_request(
+        owner=alice,
+        method=small_catalog.method,
+        backbone=small_catalog.backbone,
+        config={},
+        seeds=[0],
+        task=small_catalog.task,
+    )
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, started_at=timezone.now() - timedelta(hours=3)
+    )
+    assert tracked_runs_reap() == []
