@@ -7,6 +7,7 @@ executed run is scored exactly as a re-scored submission would be.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import resource
@@ -169,7 +170,10 @@ def execute(
     refs = []
     for name, path in output.files.items():
         if artifact_store is None:
-            reporter.log(f"no artifact store configured (PODIUM_ARTIFACT_DIR): {name} not kept")
+            reporter.log(
+                f"no artifact store configured (PODIUM_ARTIFACT_DIR or PODIUM_ARTIFACT_URL): "
+                f"{name} not kept"
+            )
             continue
         try:
             refs.append(
@@ -178,7 +182,11 @@ def execute(
                 )
             )
         except (OSError, ArtifactStoreError) as error:
-            # A full or failing store fails the job with the reason, before anything is sent.
+            # A full or failing store fails the job with the reason, before anything is sent,
+            # and takes back what it already stored: no orphan checkpoints.
+            for stored in refs:
+                with contextlib.suppress(OSError, ArtifactStoreError):
+                    artifact_store.delete(stored.uri)
             return failed("failed", f"artifact store: {name}: {error}")
     return JobResult(
         job_id=spec.job_id,

@@ -24,6 +24,7 @@ from runners.reporting import check_cancelled
             "step_seconds": {"type": "number", "minimum": 0, "default": 0.0},
             "fail_at_step": {"type": "integer", "default": -1},
             "checkpoint_bytes": {"type": "integer", "minimum": 0, "default": 0},
+            "optimizer_state_bytes": {"type": "integer", "minimum": 0, "default": 0},
         },
         "additionalProperties": False,
     },
@@ -46,6 +47,10 @@ def stepper(context: JobContext) -> MethodOutput:
         checkpoint = context.workdir / "checkpoint.bin"
         checkpoint.write_bytes(bytes(range(256)) * (context.config["checkpoint_bytes"] // 256 + 1))
         files["checkpoint.bin"] = checkpoint
+    if context.config["optimizer_state_bytes"]:
+        state = context.workdir / "optimizer.bin"
+        state.write_bytes(b"\x01" * context.config["optimizer_state_bytes"])
+        files["optimizer.bin"] = state
     return MethodOutput(
         predictions=[majority] * len(context.rows(context.eval_split)),
         trainable_parameters=1,

@@ -79,6 +79,23 @@ def test_a_full_store_fails_the_job_with_the_reason(tmp_path: Path, data_dir: Pa
     assert not root.exists()  # no partial file, no temporary file, not even the folders
 
 
+def test_a_store_that_fills_up_midway_takes_back_what_it_stored(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    root = tmp_path / "store"
+    result = execute(
+        spec(checkpoint_bytes=500, optimizer_state_bytes=300_000),
+        reporter=CollectingReporter(),
+        workdir=tmp_path / "w",
+        data_dir=data_dir,
+        artifact_store=FullLocalStore(root, room=100_000),  # the checkpoint fits, the rest not
+    )
+    assert result.outcome == "failed"
+    assert "artifact store: optimizer.bin" in result.error
+    assert not result.artifacts
+    assert not [path for path in root.rglob("*") if path.is_file()]
+
+
 @pytest.mark.parametrize("name", ["../etc/passwd", "a/b", ".hidden", "x" * 300])
 def test_unsafe_artifact_names_are_refused(name: str) -> None:
     with pytest.raises(ArtifactStoreError, match="no paths"):
