@@ -6,6 +6,7 @@ rules cannot drift apart: direction, weights, ties and missing scores.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,6 +34,7 @@ class RuleContext:
     missing: str | None
     convention: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    complete: bool = False  # no missing cell in ``raw``
 
     @property
     def systems(self) -> tuple[str, ...]:
@@ -49,7 +51,7 @@ class RuleContext:
     @cached_property
     def x(self) -> FloatArray:
         """Complete oriented scores; only rules that accept ``median`` call this."""
-        if not np.isnan(self.raw).any():
+        if self.complete or not np.isnan(self.raw).any():
             return self.raw
         if self.missing != "median":
             raise RankingInputError(
@@ -85,14 +87,57 @@ class RuleContext:
         """Per-task positions of the complete scores, 1 = best (scipy rankdata method)."""
         cache = self._positions_cache
         if method not in cache:
-            out: FloatArray = np.asarray(rankdata(-self.x, method=method, axis=0), np.float64)
-            out.setflags(write=False)
-            cache[method] = out
+            if method in ("min", "max", "average"):
+                cache.update(self._tie_positions)
+            else:
+                out = np.asarray(rankdata(-self.x, method=method, axis=0), np.float64)
+                out.setflags(write=False)
+                cache[method] = out
         return cache[method]
 
     @cached_property
     def _positions_cache(self) -> dict[str, FloatArray]:
         return {}
+
+    @cached_property
+    def _tie_positions(self) -> dict[str, FloatArray]:
+        """rankdata's 'min', 'max' and 'average' positions from one argsort per task.
+
+        A tie block occupies sorted places first..last; its members take first + 1,
+        last + 1 or their mean. Without ties the three coincide.
+        """
+        # Tasks as contiguous rows: sorting along rows is cache-friendly. Positions do
+        # not depend on the order inside a tie block, so the sort need not be stable.
+        x = np.ascontiguousarray(-self.x.T)
+        n = x.shape[1]
+        order = np.argsort(x, axis=1)
+        ranked = np.take_along_axis(x, order, axis=1)
+        same = ranked[:, 1:] == ranked[:, :-1]  # same[t, i]: sorted places i, i + 1 tie
+        place = np.arange(1.0, n + 1.0)
+        if not same.any():
+            out: FloatArray = np.empty(x.shape, dtype=np.float64)
+            np.put_along_axis(out, order, np.broadcast_to(place, x.shape), axis=1)
+            out = out.T
+            out.setflags(write=False)
+            return {"min": out, "max": out, "average": out}
+        starts = np.broadcast_to(place, x.shape).copy()
+        starts[:, 1:][same] = 0.0
+        first = np.maximum.accumulate(starts, axis=1)
+        ends = np.broadcast_to(place, x.shape).copy()
+        ends[:, :-1][same] = np.inf
+        last = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]
+        positions = {}
+        for method, sorted_positions in (
+            ("min", first),
+            ("max", last),
+            ("average", (first + last) / 2.0),
+        ):
+            out = np.empty(x.shape, dtype=np.float64)
+            np.put_along_axis(out, order, sorted_positions, axis=1)
+            out = out.T
+            out.setflags(write=False)
+            positions[method] = out
+        return positions
 
 
 def median_fill(raw: FloatArray, tasks: tuple[str, ...]) -> FloatArray:
@@ -165,9 +210,14 @@ def weighted_pairwise(
         b = data[None, :, :]
         with np.errstate(invalid="ignore"):
             # NaN compares False both ways: a pair with a missing side counts for nobody.
-            pref = (a > b).astype(np.float64)
+            # (A uint8 view casts to float faster than bool does; same 0/1 values.)
+            pref = (a > b).view(np.uint8).astype(np.float64)
             if half:
-                pref += half * (a == b)
+                equal = a == b
+                # Skip the tie term when the only equal cells are the diagonal's (zeroed
+                # below), the common case of a complete table without ties.
+                if np.count_nonzero(equal) > n * n_tasks or np.isnan(data).any():
+                    pref += half * equal
         out = pref @ weights
     else:
         out = np.zeros((n, n))
@@ -188,8 +238,9 @@ def resolve_weights(table: ScoreTable, weights: Mapping[str, float] | None) -> F
     """Per-task weights: listed tasks take the given weight, unlisted ones keep 1."""
     w = np.ones(table.n_tasks)
     if weights:
+        column = {t: j for j, t in enumerate(table.tasks)}
         for task, value in weights.items():
-            if task not in table.tasks:
+            if task not in column:
                 raise RankingInputError(
                     f"unknown column {task!r} in weights (known: {', '.join(table.tasks)})"
                 )
@@ -197,13 +248,13 @@ def resolve_weights(table: ScoreTable, weights: Mapping[str, float] | None) -> F
                 f = float(value)
             except (TypeError, ValueError):
                 raise RankingInputError(f"weight of {task!r} must be a number") from None
-            if not np.isfinite(f) or f < 0:
+            if not math.isfinite(f) or f < 0:
                 raise RankingInputError(
                     f"weight of {task!r} must be a finite number >= 0, got {value!r}"
                 )
-            w[table.tasks.index(task)] = f
-    if not (w > 0).any():
-        raise RankingInputError("at least one task needs a positive weight")
+            w[column[task]] = f
+        if not (w > 0).any():
+            raise RankingInputError("at least one task needs a positive weight")
     return w
 
 
@@ -232,11 +283,17 @@ def make_context(
     w = resolve_weights(table, weights)
     oriented = table.oriented()
     # Podium: a zero weight removes the task entirely (also from medians and GM's domain).
-    keep = w > 0 if convention == "podium" else np.ones_like(w, dtype=bool)
-    raw = oriented[:, keep]
-    tasks = tuple(t for t, k in zip(table.tasks, keep, strict=True) if k)
+    if convention == "podium" and not w.all():
+        keep = w > 0
+        raw = oriented[:, keep]
+        tasks = tuple(t for t, k in zip(table.tasks, keep.tolist(), strict=True) if k)
+        w = w[keep]
+        complete = not np.isnan(raw).any()
+    else:
+        # Every column used: no copy, and completeness is known from the table.
+        raw, tasks, complete = oriented, table.tasks, not table.has_missing
     policy = missing
-    if np.isnan(raw).any():
+    if not complete:
         if policy is None and convention == "votenrank":
             policy = rule.votenrank_missing
             if policy is None:
@@ -265,10 +322,11 @@ def make_context(
         table=table,
         tasks=tasks,
         raw=raw,
-        weights=w[keep],
+        weights=w,
         missing=policy,
         convention=convention,
         params=dict(params or {}),
+        complete=complete,
     )
 
 

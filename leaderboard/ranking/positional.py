@@ -56,7 +56,7 @@ def borda(ctx: RuleContext) -> RankingResult:
     if ctx.votenrank:
         # Vote'n'Rank: n - max_rank, so tied systems all get the lowest share.
         scores = (ctx.n - ctx.positions("max")) @ ctx.weights
-    elif ctx.missing == "median" or not np.isnan(ctx.raw).any():
+    elif ctx.missing == "median" or ctx.complete:
         # Complete scores: systems beaten + ties/2 = n - average position, so Borda needs
         # only per-task sorts (T n log n), not the n x n pairwise matrix.
         scores = (ctx.n - ctx.positions("average")) @ ctx.weights
@@ -122,10 +122,29 @@ def _borda_votenrank(ctx: RuleContext, alive: npt.NDArray[np.bool_]) -> FloatArr
     return out
 
 
+# Up to this many systems the Podium eliminations run on Python floats: a round costs
+# a few list passes instead of a dozen numpy calls.
+_PYTHON_ELIMINATION_MAX = 64
+
+
 def _eliminate(ctx: RuleContext, *, nanson: bool) -> RankingResult:
+    if not ctx.votenrank and ctx.n <= _PYTHON_ELIMINATION_MAX:
+        dropped, eliminated_round, _ = _eliminate_small(ctx.pairwise, nanson=nanson)
+        r = len(dropped)
+        # Later elimination = better; survivors (never eliminated) best of all.
+        levels = [0 if e < 0 else r - e for e in eliminated_round]
+        return result_from_levels(
+            rule=ctx.rule.name,
+            systems=ctx.systems,
+            levels=levels,
+            scores=None,
+            details={
+                "eliminated_by_round": [sorted(ctx.systems[i] for i in drop) for drop in dropped]
+            },
+        )
     alive = np.ones(ctx.n, dtype=bool)
-    rounds: list[list[str]] = []
-    eliminated_round = np.full(ctx.n, -1)
+    names_by_round: list[list[str]] = []
+    eliminated = np.full(ctx.n, -1)
     r = 0
     # Podium: Borda among the survivors is the row sum of P over the survivors; keep it
     # up to date by subtracting the dropped columns (O(n) per dropped system, not O(n^2)
@@ -140,20 +159,52 @@ def _eliminate(ctx: RuleContext, *, nanson: bool) -> RankingResult:
         cut = b.mean() if nanson else b.min()
         drop = idx[b < cut - tol] if nanson else idx[b <= cut + tol]
         alive[drop] = False
-        eliminated_round[drop] = r
-        rounds.append(sorted(ctx.systems[i] for i in drop))
+        eliminated[drop] = r
+        names_by_round.append(sorted(ctx.systems[i] for i in drop))
         if full is not None:
             full = full - ctx.pairwise[:, drop].sum(axis=1)
         r += 1
     # Later elimination = better; survivors best of all.
-    levels = [0 if alive[i] else r - int(eliminated_round[i]) for i in range(ctx.n)]
+    levels = [0 if alive[i] else r - int(eliminated[i]) for i in range(ctx.n)]
     return result_from_levels(
         rule=ctx.rule.name,
         systems=ctx.systems,
         levels=levels,
         scores=None,
-        details={"eliminated_by_round": rounds},
+        details={"eliminated_by_round": names_by_round},
     )
+
+
+def _eliminate_small(
+    pairwise: FloatArray, *, nanson: bool
+) -> tuple[list[list[int]], list[int], list[int]]:
+    """The elimination above on Python lists: (dropped per round, round each system was
+    dropped in (-1: never), survivors)."""
+    p = pairwise.tolist()
+    full: list[float] = pairwise.sum(axis=1).tolist()
+    alive = list(range(len(p)))
+    eliminated = [-1] * len(p)
+    rounds: list[list[int]] = []
+    while True:
+        b = [full[i] for i in alive]
+        high, low = max(b), min(b)
+        tol = TIE_RTOL * max(1.0, abs(high), abs(low))
+        if high - low <= tol:
+            return rounds, eliminated, alive
+        if nanson:
+            cut = sum(b) / len(b) - tol
+            drop = [i for i, v in zip(alive, b, strict=True) if v < cut]
+        else:
+            cut = low + tol
+            drop = [i for i, v in zip(alive, b, strict=True) if v <= cut]
+        for i in drop:
+            eliminated[i] = len(rounds)
+        rounds.append(drop)
+        gone = set(drop)
+        alive = [i for i in alive if i not in gone]
+        for i in alive:
+            row = p[i]
+            full[i] -= sum(row[d] for d in drop)
 
 
 @register_rule(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import FrozenInstanceError, dataclass
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
 
 # Scores closer than this (relative) are a tie: float sums of weights must not split ties.
 TIE_RTOL = 1e-9
@@ -23,14 +27,63 @@ class RankingEntry:
         return {"system": self.system, "rank": self.rank, "score": self.score}
 
 
-@dataclass(frozen=True)
 class RankingResult:
-    """One rule's outcome: entries best first, the winner set and rule-specific details."""
+    """One rule's outcome: entries best first, the winner set and rule-specific details.
+
+    Immutable. The entries are built on first access to ``ranking`` (from the ranks the
+    rule computed): a caller that needs only the winners never pays for them, which is
+    most of the cost of ranking a small table.
+    """
 
     rule: str
-    ranking: tuple[RankingEntry, ...]
     winners: tuple[str, ...]
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any]
+
+    def __init__(
+        self,
+        *,
+        rule: str,
+        ranking: Sequence[RankingEntry] | Callable[[], tuple[RankingEntry, ...]],
+        winners: Sequence[str],
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        fields = self.__dict__
+        fields["rule"] = rule
+        fields["winners"] = tuple(winners)
+        fields["details"] = dict(details or {})
+        if callable(ranking):
+            fields["_build_ranking"] = ranking
+        else:
+            fields["ranking"] = tuple(ranking)
+
+    @cached_property
+    def ranking(self) -> tuple[RankingEntry, ...]:
+        build: Callable[[], tuple[RankingEntry, ...]] = self.__dict__.pop("_build_ranking")
+        return build()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RankingResult):
+            return NotImplemented
+        return (self.rule, self.winners, self.ranking, self.details) == (
+            other.rule,
+            other.winners,
+            other.ranking,
+            other.details,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # details is a mutable mapping
+
+    def __repr__(self) -> str:
+        return (
+            f"RankingResult(rule={self.rule!r}, ranking={self.ranking!r}, "
+            f"winners={self.winners!r}, details={self.details!r})"
+        )
 
     def rank_of(self, system: str) -> int:
         for entry in self.ranking:
@@ -86,54 +139,110 @@ def jsonable_dict(value: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def competition_ranks(keys: Sequence[float]) -> list[int]:
+def competition_ranks(keys: Sequence[float] | npt.NDArray[np.float64]) -> list[int]:
     """Competition ranks ('1224') for keys where LOWER is better; NaN ranks last, tied.
 
     A key ties with the one sorted just before it when they agree within ``TIE_RTOL``
-    (relative); vectorised, it is on the path of every rule.
+    (relative).
     """
+    out: list[int] = competition_rank_array(keys).tolist()
+    return out
+
+
+def competition_rank_array(keys: Sequence[float] | npt.NDArray[np.float64]) -> IntArray:
+    """``competition_ranks`` as an int64 array; vectorised, it is on the path of every rule."""
     k = np.asarray(keys, dtype=np.float64)
     n = len(k)
+    if n <= _PYTHON_RANKS_MAX:
+        return np.array(_small_competition_ranks(k.tolist()), dtype=np.int64)
+    ranks = np.empty(n, dtype=np.int64)
     if n == 0:
-        return []
+        return ranks
     order = np.argsort(k, kind="stable")  # NaN last, ties in input order
     s = k[order]
-    nan = np.isnan(s)
     prev, cur = s[:-1], s[1:]
     with np.errstate(invalid="ignore"):
-        scale = np.maximum(1.0, np.maximum(np.abs(prev), np.abs(cur)))
+        scale = np.maximum(np.maximum(np.abs(prev), np.abs(cur)), 1.0)
         close = np.abs(cur - prev) <= TIE_RTOL * scale
-    tied = (nan[:-1] & nan[1:]) | (~nan[:-1] & ~nan[1:] & close)
-    start = np.ones(n, dtype=bool)
-    start[1:] = ~tied
-    first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
-    ranks = np.empty(n, dtype=np.int64)
-    ranks[order] = first + 1
-    out: list[int] = ranks.tolist()
-    return out
+    if np.isnan(s[-1]):  # NaN sorts last: the NaN block ties within itself
+        nan = np.isnan(s)
+        close |= nan[:-1] & nan[1:]
+    # Each position's rank is the position of its tie block's first member, plus 1.
+    start = np.arange(1, n + 1)
+    start[1:][close] = 0
+    ranks[order] = np.maximum.accumulate(start)
+    return ranks
+
+
+# Below this many keys a Python sort beats a dozen numpy calls.
+_PYTHON_RANKS_MAX = 32
+
+
+def _small_competition_ranks(keys: list[float]) -> list[int]:
+    """``competition_rank_array`` in Python, for a few keys."""
+    n = len(keys)
+    ranks = [0] * n
+    if n == 0:
+        return ranks
+    # NaN last (tied among themselves), then the stable order of the values.
+    nan = [k != k for k in keys]
+    order = sorted(range(n), key=lambda i: (nan[i], 0.0 if nan[i] else keys[i]))
+    first, prev = 0, keys[order[0]]
+    for place, i in enumerate(order):
+        cur = keys[i]
+        if place:
+            if prev != prev or cur != cur:
+                tied = prev != prev and cur != cur
+            else:
+                tied = cur - prev <= TIE_RTOL * max(abs(prev), abs(cur), 1.0)
+            if not tied:
+                first = place
+        ranks[i] = first + 1
+        prev = cur
+    return ranks
+
+
+def _entries(
+    systems: Sequence[str], ranks: IntArray, scores: npt.NDArray[np.float64] | None
+) -> tuple[RankingEntry, ...]:
+    """Entries sorted by (rank, name); a non-finite score is reported as None."""
+    rows = sorted(zip(ranks.tolist(), systems, range(len(systems)), strict=True))
+    values: list[float] | None = None if scores is None else scores.tolist()
+    entries = []
+    for rank, name, i in rows:
+        score = None if values is None else values[i]
+        if score is not None and not math.isfinite(score):
+            score = None
+        entries.append(RankingEntry(system=name, rank=rank, score=score))
+    return tuple(entries)
 
 
 def build_result(
     *,
     rule: str,
     systems: Sequence[str],
-    ranks: Sequence[int],
-    scores: Sequence[float | None] | None,
+    ranks: Sequence[int] | IntArray,
+    scores: Sequence[float | None] | npt.NDArray[np.float64] | None,
     details: Mapping[str, Any],
     winners: Sequence[str] | None = None,
 ) -> RankingResult:
-    """Entries sorted by (rank, name); winners default to every system ranked 1."""
-    rows = sorted(zip(ranks, systems, range(len(systems)), strict=True))
-    entries = []
-    for rank, name, i in rows:
-        score = None if scores is None else scores[i]
-        if score is not None and not math.isfinite(score):
-            score = None
-        entries.append(RankingEntry(system=name, rank=int(rank), score=score))
+    """Entries sorted by (rank, name), built when first read; winners default to every
+    system ranked 1."""
+    rank_array = np.asarray(ranks, dtype=np.int64)
+    score_array: npt.NDArray[np.float64] | None = None
+    if isinstance(scores, np.ndarray):
+        score_array = scores.astype(np.float64, copy=False)
+    elif scores is not None:
+        score_array = np.array([math.nan if v is None else v for v in scores], dtype=np.float64)
     if winners is None:
-        winners = [e.system for e in entries if e.rank == 1]
+        winners = sorted(systems[i] for i in np.flatnonzero(rank_array == 1).tolist())
+    else:
+        winners = sorted(winners)
     return RankingResult(
-        rule=rule, ranking=tuple(entries), winners=tuple(sorted(winners)), details=dict(details)
+        rule=rule,
+        ranking=partial(_entries, tuple(systems), rank_array, score_array),
+        winners=winners,
+        details=details,
     )
 
 
@@ -141,27 +250,25 @@ def result_from_scores(
     *,
     rule: str,
     systems: Sequence[str],
-    scores: Sequence[float],
+    scores: Sequence[float] | npt.NDArray[np.float64],
     higher_is_better: bool,
     details: Mapping[str, Any],
 ) -> RankingResult:
-    keys = [-s if higher_is_better else s for s in scores]
-    ranks = competition_ranks(keys)
+    values = np.asarray(scores, dtype=np.float64)
+    ranks = competition_rank_array(-values if higher_is_better else values)
     info = dict(details)
     info.setdefault("score_order", "higher_is_better" if higher_is_better else "lower_is_better")
-    return build_result(
-        rule=rule, systems=systems, ranks=ranks, scores=[float(s) for s in scores], details=info
-    )
+    return build_result(rule=rule, systems=systems, ranks=ranks, scores=values, details=info)
 
 
 def result_from_levels(
     *,
     rule: str,
     systems: Sequence[str],
-    levels: Sequence[int],
+    levels: Sequence[int] | IntArray,
     scores: Sequence[float] | None,
     details: Mapping[str, Any],
 ) -> RankingResult:
     """For elimination/dominance rules: level 0 is best; equal levels tie."""
-    ranks = competition_ranks([float(v) for v in levels])
+    ranks = competition_rank_array(np.asarray(levels, dtype=np.float64))
     return build_result(rule=rule, systems=systems, ranks=ranks, scores=scores, details=details)

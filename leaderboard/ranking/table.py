@@ -31,25 +31,31 @@ class ScoreTable:
     tasks: tuple[str, ...]
     scores: FloatArray
     higher_is_better: tuple[bool, ...] = field(default=())
+    # Set from the matrix in __post_init__: no NaN anywhere.
+    _complete: bool = field(default=True, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        systems = tuple(str(s) for s in self.systems)
-        tasks = tuple(str(t) for t in self.tasks)
+        systems = tuple(map(str, self.systems))
+        tasks = tuple(map(str, self.tasks))
         matrix = np.array(self.scores, dtype=np.float64, copy=True)
         if matrix.ndim != 2 or matrix.shape != (len(systems), len(tasks)):
             raise RankingInputError(
                 f"scores must be a {len(systems)}x{len(tasks)} matrix (systems x tasks), "
                 f"got shape {matrix.shape}"
             )
-        _check_unique(systems, "system")
-        _check_unique(tasks, "task")
+        # Set sizes first: the loop that names the duplicate runs only when there is one.
+        if len(set(systems)) != len(systems):
+            _check_unique(systems, "system")
+        if len(set(tasks)) != len(tasks):
+            _check_unique(tasks, "task")
         if not systems:
             raise RankingInputError("the table has no systems")
         if not tasks:
             raise RankingInputError("the table has no tasks")
-        if np.isinf(matrix).any():
+        finite = bool(np.isfinite(matrix).all())
+        if not finite and np.isinf(matrix).any():
             raise RankingInputError("scores must be finite numbers or NaN (missing)")
-        hib = tuple(bool(h) for h in self.higher_is_better) or (True,) * len(tasks)
+        hib = tuple(map(bool, self.higher_is_better)) or (True,) * len(tasks)
         if len(hib) != len(tasks):
             raise RankingInputError(
                 f"higher_is_better has {len(hib)} entries for {len(tasks)} tasks"
@@ -59,6 +65,7 @@ class ScoreTable:
         object.__setattr__(self, "tasks", tasks)
         object.__setattr__(self, "scores", matrix)
         object.__setattr__(self, "higher_is_better", hib)
+        object.__setattr__(self, "_complete", finite)
 
     @property
     def n_systems(self) -> int:
@@ -70,12 +77,18 @@ class ScoreTable:
 
     @property
     def has_missing(self) -> bool:
-        return bool(np.isnan(self.scores).any())
+        return not self._complete
 
     def oriented(self) -> FloatArray:
-        """Scores with lower-is-better tasks negated, so that higher is better everywhere."""
+        """Scores with lower-is-better tasks negated, so that higher is better everywhere.
+
+        Read-only; when every task is higher-is-better it is the score matrix itself.
+        """
+        if all(self.higher_is_better):
+            return self.scores
         sign = np.where(np.array(self.higher_is_better), 1.0, -1.0)
         out: FloatArray = self.scores * sign[None, :]
+        out.setflags(write=False)
         return out
 
     def select(

@@ -216,6 +216,8 @@ def run_lm_eval(context: JobContext) -> MethodOutput:
     from lm_eval.models.huggingface import HFLM  # type: ignore[import-untyped]
     from lm_eval.tasks import TaskManager  # type: ignore[import-untyped]
 
+    from runners.evaluation.packed import PackedHFLM
+
     task = context.task
     spec = lm_eval_task(task)
     config = context.config
@@ -250,7 +252,10 @@ def run_lm_eval(context: JobContext) -> MethodOutput:
     }
     if int(config["max_length"]) > 0:
         lm_kwargs["max_length"] = int(config["max_length"])
-    lm = HFLM(**lm_kwargs)
+    # Log-likelihood requests run packed unless the job turns it off (`packed`, once the
+    # method's schema lists it): same scores to float tolerance, fewer and denser passes.
+    packed = bool(config.get("packed", True))
+    lm = PackedHFLM(**lm_kwargs) if packed else HFLM(**lm_kwargs)
     manager = TaskManager(include_path=str(task_dir), include_defaults=False)
     reporter.progress(step=0, total_steps=1)
     started = time.perf_counter()
@@ -293,7 +298,11 @@ def run_lm_eval(context: JobContext) -> MethodOutput:
         "unparsed_answers": float(unparsed),
         "num_fewshot": float(config["num_fewshot"]),
         "seed": float(context.seed),
+        # 1 when log-likelihoods were scored packed (0: off, or the check fell back).
+        "packed_loglikelihood": float(isinstance(lm, PackedHFLM) and lm.packing),
     }
+    if isinstance(lm, PackedHFLM):
+        system["packed_forward_passes"] = float(lm.forward_passes)
     return MethodOutput(
         predictions=predictions,
         trainable_parameters=0,
