@@ -162,6 +162,7 @@ def test_mezo_loss_falls(data_dir: Path, tmp_path: Path) -> None:
         ("lepiszcze/klej-polemo2-in", "accuracy"),
     ],
 )
+@pytest.mark.timeout(3600)  # BoolQ's 3,270 passages take longer than the default 300 s on CPU
 def test_lm_eval_smollm2(data_dir: Path, tmp_path: Path, task: str, metric: str) -> None:
     pytest.importorskip("lm_eval")
     eval_split = "validation" if task.startswith("lepiszcze/") else ""  # test labels are hidden
