@@ -31,6 +31,7 @@ __all__ = [
     "PredictionError",
     "RescoreResult",
     "parse_predictions",
+    "per_class_scores",
     "rescore_file",
     "score_predictions",
 ]
@@ -213,6 +214,53 @@ def score_predictions(
     split: str = "",
 ) -> dict[str, float]:
     """Check predictions against gold rows (ids, count, labels) and compute every metric."""
+    gold, ordered = _aligned(task=task, rows=rows, predictions=predictions, split=split)
+    return {
+        spec.key: compute_metric(
+            spec.key, gold=gold, predictions=ordered, groups=_groups(spec.key, rows)
+        )
+        for spec in task.metrics
+    }
+
+
+CLASSIFICATION_TYPES = frozenset({"single_sentence_classification", "pair_classification"})
+
+
+def per_class_scores(
+    *,
+    task: TaskDefinition,
+    rows: Sequence[Mapping[str, Any]],
+    predictions: Sequence[ParsedPrediction],
+    split: str = "",
+) -> dict[str, float]:
+    """Precision, recall, F1 and support of every class of a classification task, keyed
+    `per_class/<label>/<figure>`; empty for other task types. Checked as score_predictions."""
+    if task.task_type not in CLASSIFICATION_TYPES or not task.labels:
+        return {}
+    gold, ordered = _aligned(task=task, rows=rows, predictions=predictions, split=split)
+    figures: dict[str, float] = {}
+    for index, label in enumerate(task.labels):
+        true_positive = sum(1 for g, p in zip(gold, ordered, strict=True) if g == p == index)
+        predicted = sum(1 for p in ordered if p == index)
+        support = sum(1 for g in gold if g == index)
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / support if support else 0.0
+        total = precision + recall
+        figures[f"per_class/{label}/precision"] = precision
+        figures[f"per_class/{label}/recall"] = recall
+        figures[f"per_class/{label}/f1"] = 2 * precision * recall / total if total else 0.0
+        figures[f"per_class/{label}/support"] = float(support)
+    return figures
+
+
+def _aligned(
+    *,
+    task: TaskDefinition,
+    rows: Sequence[Mapping[str, Any]],
+    predictions: Sequence[ParsedPrediction],
+    split: str,
+) -> tuple[list[Any], list[Any]]:
+    """Gold values and predictions in row order, after checking ids, count and labels."""
     where = f"{task.qualified_key}" + (f" split {split!r}" if split else "")
     unlabelled = sum(1 for row in rows if not has_gold_labels(task, row))
     if unlabelled:
@@ -256,12 +304,7 @@ def score_predictions(
 
     gold = [_gold_value(task, row) for row in rows]
     ordered = [values[i] for i in range(len(rows))]
-    return {
-        spec.key: compute_metric(
-            spec.key, gold=gold, predictions=ordered, groups=_groups(spec.key, rows)
-        )
-        for spec in task.metrics
-    }
+    return gold, ordered
 
 
 def rescore_file(

@@ -22,7 +22,7 @@ import jsonschema
 
 from leaderboard.catalog import TaskDefinition, get_task
 from leaderboard.data import row_id
-from leaderboard.predictions import ParsedPrediction, score_predictions
+from leaderboard.predictions import ParsedPrediction, per_class_scores, score_predictions
 from runners import distributed, provenance
 from runners.artifact_store import ArtifactStore, ArtifactStoreError
 from runners.context import JobContext
@@ -151,6 +151,9 @@ def execute(
         scored = score_predictions(
             task=task, rows=rows, predictions=parsed, split=context.eval_split
         )
+        per_class = per_class_scores(
+            task=task, rows=rows, predictions=parsed, split=context.eval_split
+        )
     except JobCancelled as cancelled:
         return failed("cancelled", str(cancelled))
     except Exception as error:  # the worker reports any failure; it must not crash
@@ -193,7 +196,7 @@ def execute(
         attempt=spec.attempt,
         outcome="succeeded",
         scores=dict(scored),
-        extra_scores={k: float(v) for k, v in output.extra_scores.items()},
+        extra_scores={k: float(v) for k, v in output.extra_scores.items()} | per_class,
         system=system,
         provenance=provenance.collect(),
         artifacts=tuple(refs),

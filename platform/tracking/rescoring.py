@@ -27,7 +27,12 @@ from django.db import transaction
 from catalog.models import Backbone, GoldSplit, Method, Task
 from leaderboard.catalog import TaskDefinition, get_task
 from leaderboard.data import DataError, LoadedSplit, load_split, local_split_path
-from leaderboard.predictions import PredictionError, parse_predictions, score_predictions
+from leaderboard.predictions import (
+    PredictionError,
+    parse_predictions,
+    per_class_scores,
+    score_predictions,
+)
 from runners.spec import InlineArtifact
 from tracking.artifacts import artifact_store_inline
 from tracking.models import ProvenanceTier, Run, Visibility
@@ -163,6 +168,9 @@ def run_create_from_predictions(
     try:
         parsed = parse_predictions(text=predictions, fmt=fmt)
         scores = score_predictions(task=definition, rows=gold.rows, predictions=parsed, split=split)
+        per_class = per_class_scores(
+            task=definition, rows=gold.rows, predictions=parsed, split=split
+        )
     except PredictionError as error:
         raise RunInputError(_short(f"predictions: {error}")) from None
     run = run_create_external(
@@ -177,6 +185,7 @@ def run_create_from_predictions(
         tags=tags,
         description=description,
         provenance_tier=ProvenanceTier.RESCORED,
+        extra_scores=per_class,
         eval_split=split,
         provenance={"split": split, "gold_sha256": gold.sha256, "predictions": len(parsed)},
     )

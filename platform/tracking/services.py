@@ -103,8 +103,10 @@ def run_create_external(
     provenance: Mapping[str, Any] | None = None,
     provenance_tier: str = ProvenanceTier.SELF_REPORTED,
     eval_split: str = "",
+    extra_scores: Mapping[str, float] | None = None,
 ) -> Run:
-    """Record a run made outside Podium: it is finished on arrival, with its scores."""
+    """Record a run made outside Podium: it is finished on arrival, with its scores (and
+    figures beyond the task's metrics, such as per-class F1, in extra_scores)."""
     metrics = scores_validate(task=task, scores=scores)
     if provenance_tier == ProvenanceTier.EXECUTED:
         raise RunInputError("provenance_tier: only Podium's own workers record executed runs.")
@@ -123,6 +125,7 @@ def run_create_external(
         visibility=visibility,
         provenance_tier=provenance_tier,
         provenance=dict(provenance or {}),
+        extra_scores=dict(extra_scores or {}),
         description=description,
         started_at=now,
         finished_at=now,

@@ -14,6 +14,7 @@ from leaderboard.data import has_gold_labels, load_task, local_split_path, row_i
 from leaderboard.predictions import (
     PredictionError,
     parse_predictions,
+    per_class_scores,
     rescore_file,
     score_predictions,
 )
@@ -273,3 +274,31 @@ def test_row_ids_match_submission_ids() -> None:
     row = {"idx": {"paragraph": 3, "question": 1, "answer": 2}}
     assert row_id(multirc, row, 0) == "3-1-2"
     assert has_gold_labels(get_task(benchmark="glue", key="stsb"), {"label": -1}) is False
+
+
+def test_per_class_scores_match_scikit_learn() -> None:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    task = get_task(benchmark="lepiszcze", key="klej-polemo2-in")  # four classes
+    rows = load_task(task, "validation", data_dir=_data_dir())[:200]
+    gold = [task.labels.index(r[task.label_field]) if task.label_encoding == "name"
+            else r[task.label_field] for r in rows]  # fmt: skip
+    # A skewed predictor: every third row gets the next class, the rest are right.
+    guessed = [(g + 1) % len(task.labels) if i % 3 == 0 else g for i, g in enumerate(gold)]
+    parsed = parse_predictions(text=_jsonl(task, rows, [task.labels[g] for g in guessed]))
+    figures = per_class_scores(task=task, rows=rows, predictions=parsed)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, guessed, labels=list(range(len(task.labels))), zero_division=0
+    )
+    for index, label in enumerate(task.labels):
+        assert figures[f"per_class/{label}/precision"] == pytest.approx(precision[index])
+        assert figures[f"per_class/{label}/recall"] == pytest.approx(recall[index])
+        assert figures[f"per_class/{label}/f1"] == pytest.approx(f1[index])
+        assert figures[f"per_class/{label}/support"] == support[index]
+
+
+def test_per_class_scores_are_empty_where_a_task_has_no_classes() -> None:
+    task = get_task(benchmark="glue", key="stsb")
+    rows = load_task(task, "validation", data_dir=_data_dir())[:20]
+    parsed = parse_predictions(text=_jsonl(task, rows, [r["label"] for r in rows]))
+    assert per_class_scores(task=task, rows=rows, predictions=parsed) == {}

@@ -69,6 +69,12 @@ def test_predictions_are_scored_and_the_run_is_marked_rescored(
     assert accuracy == pytest.approx(1 - 87 / 872)
     assert run.provenance["predictions"] == 872
     assert len(run.provenance["gold_sha256"]) == 64
+    # Per-class figures for the task page; the two classes' supports add up to the split.
+    supports = [
+        run.extra_scores[f"per_class/{label}/support"] for label in ("negative", "positive")
+    ]
+    assert sum(supports) == 872
+    assert 0 < run.extra_scores["per_class/positive/f1"] < 1
     artifact = Artifact.objects.get(run=run)
     assert (Path(settings.MEDIA_ROOT) / artifact.uri).read_text().count("\n") == 872
 

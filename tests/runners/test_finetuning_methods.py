@@ -424,6 +424,10 @@ def test_mezo_job_reports_loss_and_projected_gradient(
     assert len(reporter.curve("loss")) == 6
     assert any(value != 0 for _, value in reporter.curve("projected_grad"))
     assert "accuracy" in result.scores
+    # Every executed classification run carries its per-class figures for the task page.
+    assert result.extra_scores["per_class/negative/support"] + result.extra_scores[
+        "per_class/positive/support"
+    ] == float(872)
 
 
 def test_mezo_lora_perturbs_only_the_adapters_and_the_head(
