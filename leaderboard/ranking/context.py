@@ -13,11 +13,15 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.stats import rankdata
 
 from leaderboard.ranking.registry import Rule
 from leaderboard.ranking.result import RankingResult, result_from_scores
 from leaderboard.ranking.table import FloatArray, RankingInputError, ScoreTable
+
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
 
 MISSING_POLICIES = ("pairwise", "impute", "median")
 CONVENTIONS = ("podium", "votenrank")
@@ -88,11 +92,11 @@ class RuleContext:
         cache = self._positions_cache
         if method not in cache:
             if method in ("min", "max", "average"):
-                cache.update(self._tie_positions)
+                out = self._tie_positions(method)
             else:
                 out = np.asarray(rankdata(-self.x, method=method, axis=0), np.float64)
-                out.setflags(write=False)
-                cache[method] = out
+            out.setflags(write=False)
+            cache[method] = out
         return cache[method]
 
     @cached_property
@@ -100,44 +104,59 @@ class RuleContext:
         return {}
 
     @cached_property
-    def _tie_positions(self) -> dict[str, FloatArray]:
-        """rankdata's 'min', 'max' and 'average' positions from one argsort per task.
+    def _sorted_tasks(self) -> tuple[IntArray, BoolArray | None]:
+        """Per task (rows of the transposed scores), the order best first and where the
+        sorted scores tie with the next one (None when no task has a tie)."""
+        # Tasks as contiguous rows: sorting along rows is cache-friendly. Positions do
+        # not depend on the order inside a tie block, so the sort need not be stable.
+        x = np.ascontiguousarray(-self.x.T)
+        order = np.argsort(x, axis=1)
+        ranked = np.take_along_axis(x, order, axis=1)
+        same = ranked[:, 1:] == ranked[:, :-1]  # same[t, i]: sorted places i, i + 1 tie
+        return order, (same if same.any() else None)
+
+    def _tie_positions(self, method: str) -> FloatArray:
+        """rankdata's 'min', 'max' or 'average' positions from one sort per task.
 
         A tie block occupies sorted places first..last; its members take first + 1,
         last + 1 or their mean. Without ties the three coincide.
         """
-        # Tasks as contiguous rows: sorting along rows is cache-friendly. Positions do
-        # not depend on the order inside a tie block, so the sort need not be stable.
-        x = np.ascontiguousarray(-self.x.T)
-        n = x.shape[1]
-        order = np.argsort(x, axis=1)
-        ranked = np.take_along_axis(x, order, axis=1)
-        same = ranked[:, 1:] == ranked[:, :-1]  # same[t, i]: sorted places i, i + 1 tie
-        place = np.arange(1.0, n + 1.0)
-        if not same.any():
-            out: FloatArray = np.empty(x.shape, dtype=np.float64)
-            np.put_along_axis(out, order, np.broadcast_to(place, x.shape), axis=1)
-            out = out.T
+        order, same = self._sorted_tasks
+        # Without ties one array serves every method (kept under "strict").
+        if same is None and "strict" in self._positions_cache:
+            return self._positions_cache["strict"]
+        place = np.broadcast_to(np.arange(1.0, order.shape[1] + 1.0), order.shape)
+        if same is None:
+            sorted_positions: FloatArray = place
+        elif method == "min":
+            sorted_positions = _block_first(place, same)
+        elif method == "max":
+            sorted_positions = _block_last(place, same)
+        else:
+            sorted_positions = (_block_first(place, same) + _block_last(place, same)) / 2.0
+        out: FloatArray = np.empty(order.shape, dtype=np.float64)
+        np.put_along_axis(out, order, sorted_positions, axis=1)
+        out = out.T
+        if same is None:
             out.setflags(write=False)
-            return {"min": out, "max": out, "average": out}
-        starts = np.broadcast_to(place, x.shape).copy()
-        starts[:, 1:][same] = 0.0
-        first = np.maximum.accumulate(starts, axis=1)
-        ends = np.broadcast_to(place, x.shape).copy()
-        ends[:, :-1][same] = np.inf
-        last = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]
-        positions = {}
-        for method, sorted_positions in (
-            ("min", first),
-            ("max", last),
-            ("average", (first + last) / 2.0),
-        ):
-            out = np.empty(x.shape, dtype=np.float64)
-            np.put_along_axis(out, order, sorted_positions, axis=1)
-            out = out.T
-            out.setflags(write=False)
-            positions[method] = out
-        return positions
+            self._positions_cache["strict"] = out
+        return out
+
+
+def _block_first(place: FloatArray, same: BoolArray) -> FloatArray:
+    """Per sorted place, the first place of its tie block."""
+    starts = place.copy()
+    starts[:, 1:][same] = 0.0
+    out: FloatArray = np.maximum.accumulate(starts, axis=1)
+    return out
+
+
+def _block_last(place: FloatArray, same: BoolArray) -> FloatArray:
+    """Per sorted place, the last place of its tie block."""
+    ends = place.copy()
+    ends[:, :-1][same] = np.inf
+    out: FloatArray = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]
+    return out
 
 
 def median_fill(raw: FloatArray, tasks: tuple[str, ...]) -> FloatArray:

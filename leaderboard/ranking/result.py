@@ -161,12 +161,21 @@ def competition_rank_array(keys: Sequence[float] | npt.NDArray[np.float64]) -> I
     order = np.argsort(k, kind="stable")  # NaN last, ties in input order
     s = k[order]
     prev, cur = s[:-1], s[1:]
-    with np.errstate(invalid="ignore"):
+    if math.isfinite(s[0]) and math.isfinite(s[-1]):
+        # All finite (sorted, so the ends tell): no NaN or inf to guard against, and
+        # cur >= prev, so no abs() on the gap.
         scale = np.maximum(np.maximum(np.abs(prev), np.abs(cur)), 1.0)
-        close = np.abs(cur - prev) <= TIE_RTOL * scale
-    if np.isnan(s[-1]):  # NaN sorts last: the NaN block ties within itself
-        nan = np.isnan(s)
-        close |= nan[:-1] & nan[1:]
+        close = cur - prev <= TIE_RTOL * scale
+    else:
+        with np.errstate(invalid="ignore"):
+            scale = np.maximum(np.maximum(np.abs(prev), np.abs(cur)), 1.0)
+            close = np.abs(cur - prev) <= TIE_RTOL * scale
+        if np.isnan(s[-1]):  # NaN sorts last: the NaN block ties within itself
+            nan = np.isnan(s)
+            close |= nan[:-1] & nan[1:]
+    if not close.any():
+        ranks[order] = np.arange(1, n + 1)
+        return ranks
     # Each position's rank is the position of its tie block's first member, plus 1.
     start = np.arange(1, n + 1)
     start[1:][close] = 0

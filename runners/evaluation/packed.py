@@ -147,6 +147,9 @@ class PackedHFLM(HFLM):  # type: ignore[misc]
                 )
                 self.packing = False
                 return list(super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm))
+        for (cache_key, _, _), answer in zip(requests, results, strict=True):
+            if cache_key is not None:
+                self.cache_hook.add_partial("loglikelihood", cache_key, answer)
         return results
 
     def _packed(self, requests: list[Request]) -> tuple[list[tuple[float, bool]], list[int]]:
@@ -177,14 +180,11 @@ class PackedHFLM(HFLM):  # type: ignore[misc]
         later = {i for row in rows for i, start in row.members if start > 0}
         inside = [k for k, key in enumerate(keys) if key in later]
         results: list[tuple[float, bool]] = []
-        for (cache_key, _, continuation), key in zip(requests, keys, strict=True):
+        for (_, _, continuation), key in zip(requests, keys, strict=True):
             logits = logits_of[key][-len(continuation) :]
             target = torch.tensor(continuation, dtype=torch.long, device=logits.device)
             greedy = bool((logits.argmax(dim=-1) == target).all())
-            answer = (float(logits.gather(1, target[:, None]).sum()), greedy)
-            results.append(answer)
-            if cache_key is not None:
-                self.cache_hook.add_partial("loglikelihood", cache_key, answer)
+            results.append((float(logits.gather(1, target[:, None]).sum()), greedy))
         return results, inside
 
     def _forward(

@@ -337,6 +337,7 @@ def main() -> None:
                 "order": order,
                 "seconds": {side: got[side]["seconds"] for side in sides},
                 "scoring_seconds": {side: got[side]["scoring_seconds"] for side in sides},
+                "unpacked_seconds_runs": plain["seconds_runs"],
                 "scoring_ratio_packed_vs_unpacked": plain["scoring_seconds"]
                 / packed["scoring_seconds"],
                 "scoring_ratio_packed_vs_lm_eval": base["scoring_seconds"]
