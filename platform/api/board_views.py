@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -28,7 +30,19 @@ from api.selectors import suite_published_latest, task_leaderboard
 from api.throttles import AnonThrottle, SubmissionThrottle, UserThrottle
 from api.views import DETAIL_401, DETAIL_404, ERRORS_400, ApiErrorsMixin, _user
 from catalog.models import Suite, Task
-from dashboard.selectors import suite_leaderboard
+from catalog.selectors import suite_version_latest
+from dashboard.selectors import (
+    MAX_PAGE_SIZE,
+    OFFICIAL,
+    PAGE_SIZE,
+    PageOutOfRange,
+    SuiteBoard,
+    board_derived,
+    board_page,
+    suite_board_key,
+    suite_leaderboard,
+    suite_text_stamp,
+)
 from dashboard.snapshots import snapshot_bibtex, snapshot_freeze
 from tracking.models import LeaderboardSnapshot
 
@@ -103,15 +117,34 @@ def _board_options(request: Request, serializer: type[s.LeaderboardQuerySerializ
     return query.validated_data
 
 
+def _page_link(request: Request, options: dict[str, Any], number: int) -> str:
+    """The absolute URL of page `number` of the board `options` (validated) describe."""
+    query = {
+        "rule": options["rule"] if options["rule"] != OFFICIAL else None,
+        "missing": options["missing"] or None,
+        "view": options["view"] if options["view"] != "public" else None,
+        "page": number if number > 1 else None,
+        "page_size": options["page_size"] if options["page_size"] != PAGE_SIZE else None,
+    }
+    encoded = urlencode({name: value for name, value in query.items() if value is not None})
+    return request.build_absolute_uri(request.path + (f"?{encoded}" if encoded else ""))
+
+
 class SuiteLeaderboardView(ExportViewMixin, APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
         summary="A suite's leaderboard: public runs, or with view=personal also your own",
         description="Ranked by the suite's official score (`rule=official`, rows without "
-        "one unranked) or by a social-choice rule over its tasks. `format=csv|latex` "
-        "exports the table (LaTeX: booktabs, best value per column in bold).",
-        parameters=[s.LeaderboardQuerySerializer, _format_parameter(("json", "csv", "latex"))],
+        "one unranked) or by a social-choice rule over its tasks. The rows come in pages "
+        f"(`page`, `page_size`: {PAGE_SIZE} by default, at most {MAX_PAGE_SIZE}) with "
+        "`count`, `next` and `previous`; ranks are over the whole board. "
+        "`format=csv|latex` exports the whole table (LaTeX: booktabs, best value per "
+        "column in bold).",
+        parameters=[
+            s.SuiteLeaderboardQuerySerializer,
+            _format_parameter(("json", "csv", "latex")),
+        ],
         responses={
             200: s.LeaderboardSerializer,
             **_file_responses(("csv", "latex")),
@@ -120,21 +153,55 @@ class SuiteLeaderboardView(ExportViewMixin, APIView):
             404: DETAIL_404,
         },
     )
-    def get(self, request: Request, key: str) -> Response:
-        get_object_or_404(Suite, key=key)
-        options = _board_options(request, s.LeaderboardQuerySerializer)
-        version = suite_published_latest(key=key)
+    def get(self, request: Request, key: str) -> Response | HttpResponse:
+        suite = get_object_or_404(Suite, key=key)
+        options = _board_options(request, s.SuiteLeaderboardQuerySerializer)
+        version = suite_version_latest(suite=suite)
         if version is None:
             raise NotFound(f"Suite {key!r} has no published version yet.")
-        board = suite_leaderboard(
-            suite_version=version,
-            viewer=request.user if options["view"] == "personal" else None,
-            rule=options["rule"],
-            missing=options["missing"],
+        viewer = request.user if options["view"] == "personal" else None
+        rule, missing = options["rule"], options["missing"]
+        board_key = suite_board_key(
+            suite_version=version, viewer=viewer, rule=rule, missing=missing
         )
-        return Response(
-            s.LeaderboardSerializer(s.leaderboard_data(board=board, suite_version=version)).data
+
+        def board() -> SuiteBoard:
+            return suite_leaderboard(
+                suite_version=version, viewer=viewer, rule=rule, missing=missing, key=board_key
+            )
+
+        fmt = request.accepted_renderer.format
+        if fmt in FILE_FORMATS:
+            # An export is the whole table, every page.
+            return Response(s.leaderboard_data(board=board(), suite_version=version))
+        number, size = options["page"], options["page_size"]
+
+        def page_data() -> dict[str, Any]:
+            full = board()
+            try:
+                page = board_page(rows=full.rows, number=number, size=size)
+            except PageOutOfRange as error:
+                raise ValidationError({"page": [str(error)]}) from None
+            links = (
+                _page_link(request, options, number + 1) if page.has_next else None,
+                _page_link(request, options, number - 1) if page.has_previous else None,
+            )
+            data = s.leaderboard_data(board=full, suite_version=version, page=page, links=links)
+            return dict(s.LeaderboardSerializer(data).data)
+
+        # A page is made once per board (the key moves with every change to it) and host
+        # (its links are absolute); a warm request then neither loads nor serialises the
+        # board. The part names only validated values, so junk parameters add no entries.
+        part = (
+            f"api:{number}:{size}:{request.build_absolute_uri(request.path)}"
+            f":{suite_text_stamp(suite=suite)}"
         )
+        if fmt == "json":
+            body = board_derived(
+                key=board_key, part=f"{part}:json", build=lambda: JSONRenderer().render(page_data())
+            )
+            return HttpResponse(body, content_type="application/json")
+        return Response(board_derived(key=board_key, part=part, build=page_data))
 
     def export_table(self, data: Any) -> ExportTable:
         return table_from_board(

@@ -12,7 +12,6 @@ from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from accounts.selectors import display_name
-from api.exports import competition_ranks
 from api.models import ApiToken
 from api.selectors import (
     RUN_ORDERINGS,
@@ -32,7 +31,16 @@ from catalog.models import (
     TaskMetric,
 )
 from catalog.selectors import benchmark_tasks, suite_version_items
-from dashboard.selectors import OFFICIAL, SuiteBoard, leaderboard_rules
+from dashboard.selectors import (
+    MAX_PAGE_SIZE,
+    OFFICIAL,
+    PAGE_SIZE,
+    BoardPage,
+    SuiteBoard,
+    board_page,
+    board_ranks,
+    leaderboard_rules,
+)
 from leaderboard.predictions import PREDICTION_FORMATS
 from leaderboard.ranking import MISSING_POLICIES
 from tracking.jobs import MAX_GPUS_PER_JOB, MAX_TIME_LIMIT_S
@@ -576,6 +584,20 @@ class LeaderboardQuerySerializer(serializers.Serializer[Any]):
         return value
 
 
+class SuiteLeaderboardQuerySerializer(LeaderboardQuerySerializer):
+    page = serializers.IntegerField(
+        required=False, default=1, min_value=1, help_text="Page of rows, from 1."
+    )
+    page_size = serializers.IntegerField(
+        required=False,
+        default=PAGE_SIZE,
+        min_value=1,
+        max_value=MAX_PAGE_SIZE,
+        help_text=f"Rows a page, at most {MAX_PAGE_SIZE}. The CSV and LaTeX exports "
+        "always hold every row.",
+    )
+
+
 class LeaderboardColumnSerializer(serializers.Serializer[Any]):
     task = serializers.CharField(help_text="benchmark/key")
     task_name = serializers.CharField()
@@ -637,15 +659,31 @@ class LeaderboardSerializer(serializers.Serializer[Any]):
     winners = serializers.ListField(child=serializers.CharField())
     error = serializers.CharField(help_text="Why the rule could not rank this table, if so.")
     columns = LeaderboardColumnSerializer(many=True)
-    rows = LeaderboardRowSerializer(many=True)
-
-
-def leaderboard_data(*, board: SuiteBoard, suite_version: SuiteVersion) -> dict[str, Any]:
-    """A SuiteBoard in the shape of LeaderboardSerializer. Under the official rule, rows
-    are ranked by their official score ("1224"); a row without one is unranked."""
-    official_ranks = competition_ranks(
-        [row.official.value if row.official is not None else None for row in board.rows]
+    count = serializers.IntegerField(help_text="Rows over all pages.")
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True, help_text="The next page; null on the last.")
+    previous = serializers.URLField(
+        allow_null=True, help_text="The previous page; null on the first."
     )
+    rows = LeaderboardRowSerializer(
+        many=True, help_text="This page's rows; ranks are over the whole board."
+    )
+
+
+def leaderboard_data(
+    *,
+    board: SuiteBoard,
+    suite_version: SuiteVersion,
+    page: BoardPage | None = None,
+    links: tuple[str | None, str | None] = (None, None),
+) -> dict[str, Any]:
+    """A SuiteBoard in the shape of LeaderboardSerializer: one page of its rows (`page`;
+    None: every row) with the (next, previous) page `links`. Under the official rule, rows
+    are ranked by their official score ("1224") over the whole board; a row without one
+    is unranked."""
+    page = page or board_page(rows=board.rows, number=1, size=max(1, len(board.rows)))
+    official_ranks = board_ranks(board=board) if board.rule == OFFICIAL else {}
     return {
         "suite": suite_version.suite.key,
         "suite_name": suite_version.suite.name,
@@ -667,6 +705,11 @@ def leaderboard_data(*, board: SuiteBoard, suite_version: SuiteVersion) -> dict[
             }
             for column in board.columns
         ],
+        "count": page.count,
+        "page": page.number,
+        "page_size": page.size,
+        "next": links[0],
+        "previous": links[1],
         "rows": [
             {
                 "system": row.system.label,
@@ -676,7 +719,9 @@ def leaderboard_data(*, board: SuiteBoard, suite_version: SuiteVersion) -> dict[
                 "backbone_name": row.system.backbone.name,
                 "config_hash": row.system.config_hash,
                 "config": row.system.config,
-                "rank": official_rank if board.rule == OFFICIAL else row.rank,
+                "rank": official_ranks.get(row.system.label)
+                if board.rule == OFFICIAL
+                else row.rank,
                 "rule_score": row.rule_score,
                 "official": row.official.to_dict() if row.official is not None else None,
                 "complete": row.complete,
@@ -688,7 +733,7 @@ def leaderboard_data(*, board: SuiteBoard, suite_version: SuiteVersion) -> dict[
                 ],
                 "provenance_tiers": sorted(row.system.provenance_tiers),
             }
-            for row, official_rank in zip(board.rows, official_ranks, strict=True)
+            for row in page.rows
         ],
     }
 

@@ -481,8 +481,13 @@ class SystemFlag:
 
 
 def board_flags(*, board: SuiteBoard, viewer: Viewer = None) -> dict[str, list[SystemFlag]]:
-    """Curators' flags on the runs behind each system, by system label. Not cached: a new
-    flag does not change the runs' fingerprint."""
+    """Curators' flags on the runs behind each system, by system label. Cached with the
+    board: adding, editing or removing a flag moves its task's leaderboard stamp."""
+    scope = f"user{viewer.pk}" if viewer is not None and viewer.is_authenticated else "public"
+    return _cached(board, f"flags:{scope}", lambda: _board_flags(board, viewer))
+
+
+def _board_flags(board: SuiteBoard, viewer: Viewer) -> dict[str, list[SystemFlag]]:
     labels = {system_key(row.system): row.system.label for row in board.rows}
     out: dict[str, list[SystemFlag]] = {}
     for method_id, backbone_id, config_hash, official, kind, reason in (

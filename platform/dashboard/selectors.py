@@ -1,8 +1,10 @@
 """Suite leaderboards: systems' seed means per task, the official score, and a ranking rule.
 
 Every leaderboard is computed by the ranking engine (leaderboard.ranking) for the chosen
-rule, cached under a key that includes a fingerprint of the suite's runs, so any change to
-those runs (a new run, a status or visibility change) recomputes it.
+rule, cached under a key that names the suite's tasks with their leaderboard stamps
+(tracking.models.BoardStamp), which every change to what a board shows moves on in its
+own transaction (a new or withdrawn run, a visibility or review change, scores, flags,
+deletes). Reading the key costs one small query whatever the number of runs.
 """
 
 from __future__ import annotations
@@ -10,22 +12,30 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
-from django.db.models import Count, Max
 
-from catalog.models import SuiteVersion, Task
+from catalog.models import Suite, SuiteTask, SuiteVersion, Task
 from catalog.selectors import suite_version_items
 from leaderboard.catalog import get_benchmark, get_task
 from leaderboard.ranking import RULES, RankingInputError, RankingResult, ScoreTable, rank
 from leaderboard.suite_score import SuiteScore, suite_score, task_score
-from tracking.models import ProvenanceTier, Run
-from tracking.selectors import SeedAggregate, SystemScores, system_scores, visible_runs_filter
+from tracking.models import ProvenanceTier
+from tracking.selectors import SeedAggregate, SystemScores, system_scores
 
 OFFICIAL = "official"
 CACHE_SECONDS = 3600
+# Rows a page of a board shows (the API's default page size), and the most an API page may.
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+# Part of every board's cache key: bump it when what is cached changes shape, so a shared
+# cache never hands a new release an old release's objects.
+BOARD_FORMAT = 2
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,15 +79,6 @@ def leaderboard_rules() -> list[str]:
     return [OFFICIAL, *sorted(RULES)]
 
 
-def _runs_fingerprint(
-    *, task_ids: list[int], viewer: AbstractBaseUser | AnonymousUser | None
-) -> str:
-    stamp = Run.objects.filter(visible_runs_filter(viewer=viewer), task_id__in=task_ids).aggregate(
-        count=Count("id"), last=Max("updated_at")
-    )
-    return f"{stamp['count']}-{stamp['last'].isoformat() if stamp['last'] else ''}"
-
-
 def _task_score_rows(
     systems: list[SystemScores], columns: list[LeaderboardColumn]
 ) -> list[list[float]]:
@@ -105,23 +106,51 @@ def _task_score_rows(
     return rows
 
 
+def suite_board_key(
+    *,
+    suite_version: SuiteVersion,
+    viewer: AbstractBaseUser | AnonymousUser | None,
+    rule: str = OFFICIAL,
+    missing: str = "",
+) -> str:
+    """The cache key of a board: its suite version, tasks and weights, and each task's
+    leaderboard stamp, so it changes whenever anything the board shows does. One query on
+    the suite's few tasks; a cached page or API answer derived from the board extends it
+    (see `board_derived`) and need not load the board itself.
+
+    Read it before computing the board: a change committed in between then leaves the
+    board cached under the old key, never old data under the new one."""
+    items = (
+        SuiteTask.objects.filter(suite_version=suite_version)
+        .order_by("position", "task_id")
+        .values_list("task_id", "weight", "task__board_stamp__revision")
+    )
+    tasks = ",".join(f"{task}/{weight!r}@{revision or 0}" for task, weight, revision in items)
+    scope = f"user{viewer.pk}" if viewer is not None and viewer.is_authenticated else "public"
+    key_source = (
+        f"{BOARD_FORMAT}:{suite_version.pk}:{suite_version.aggregation.get('official_score', '')}"
+        f":{rule}:{missing}:{scope}:{tasks}"
+    )
+    return "suite-board:" + hashlib.sha256(key_source.encode()).hexdigest()
+
+
 def suite_leaderboard(
     *,
     suite_version: SuiteVersion,
     viewer: AbstractBaseUser | AnonymousUser | None,
     rule: str = OFFICIAL,
     missing: str = "",
+    key: str = "",
 ) -> SuiteBoard:
-    """The leaderboard of a suite version under `rule` (and missing-score policy)."""
-    items = list(suite_version_items(suite_version=suite_version))
-    task_ids = [item.task.pk for item in items]
-    scope = f"user{viewer.pk}" if viewer is not None and viewer.is_authenticated else "public"
-    runs = _runs_fingerprint(task_ids=task_ids, viewer=viewer)
-    key_source = f"{suite_version.pk}:{rule}:{missing}:{scope}:{runs}"
-    key = "suite-board:" + hashlib.sha256(key_source.encode()).hexdigest()
+    """The leaderboard of a suite version under `rule` (and missing-score policy); `key`:
+    its `suite_board_key`, when the caller has it already."""
+    key = key or suite_board_key(
+        suite_version=suite_version, viewer=viewer, rule=rule, missing=missing
+    )
     cached: SuiteBoard | None = cache.get(key)
     if cached is not None:
         return cached
+    items = list(suite_version_items(suite_version=suite_version))
     board = _compute(
         suite_version=suite_version, items=items, viewer=viewer, rule=rule, missing=missing
     )
@@ -273,9 +302,76 @@ def board_ranks(*, board: SuiteBoard) -> dict[str, int]:
     scored = [
         (row.system.label, row.official.value)
         for row in board.rows
-        if row.official is not None and row.official.value is not None
+        if row.official is not None
+        and row.official.value is not None
+        and not math.isnan(row.official.value)
     ]
+    # Competition ranks: 1 + how many score strictly higher (sorted once, not n^2).
     ranks: dict[str, int] = {}
-    for label, value in scored:
-        ranks[label] = 1 + sum(other > value for _, other in scored)
+    ordered = sorted(scored, key=lambda pair: -pair[1])
+    for position, (label, value) in enumerate(ordered):
+        if position and ordered[position - 1][1] == value:
+            ranks[label] = ranks[ordered[position - 1][0]]  # tied with the one above
+        else:
+            ranks[label] = position + 1
     return ranks
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoardPage:
+    """One page of a board's (filtered) rows; ranks stay those over the whole board."""
+
+    rows: tuple[LeaderboardRow, ...]
+    number: int  # from 1
+    size: int
+    count: int  # rows over all pages
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.count / self.size))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
+class PageOutOfRange(ValueError):
+    """A page number past the board's last page; the message says which is the last."""
+
+
+def board_page(*, rows: Sequence[LeaderboardRow], number: int, size: int) -> BoardPage:
+    """Page `number` (from 1) of `rows` at `size` rows a page. The first page of an empty
+    board exists (and is empty); any page past the last raises PageOutOfRange."""
+    if number < 1 or size < 1:
+        raise ValueError(f"page {number} of size {size}: both start at 1")
+    last = max(1, math.ceil(len(rows) / size))
+    if number > last:
+        raise PageOutOfRange(
+            f"Page {number} is past the last page, {last} ({len(rows)} systems, {size} a page)."
+        )
+    start = (number - 1) * size
+    return BoardPage(
+        rows=tuple(rows[start : start + size]), number=number, size=size, count=len(rows)
+    )
+
+
+def suite_text_stamp(*, suite: Suite) -> str:
+    """What of a suite its pages and API answers show besides the board (name, description:
+    editable, and in no stamp), for the keys of what is derived from a board."""
+    return hashlib.sha256(f"{suite.name}\0{suite.description}".encode()).hexdigest()[:16]
+
+
+def board_derived(*, key: str, part: str, build: Callable[[], T]) -> T:
+    """Something derived from the board under `key` (a page of its API answer, a rendered
+    page), cached beside it: whatever changes the board changes the key, so this too.
+    `part` must name everything else the result depends on (page, filters, host)."""
+    derived_key = f"{key}:{part}"
+    found: T | None = cache.get(derived_key)
+    if found is None:
+        found = build()
+        cache.set(derived_key, found, CACHE_SECONDS)
+    return found

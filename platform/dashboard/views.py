@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -54,14 +55,21 @@ from dashboard.runs import (
     runs_recent,
 )
 from dashboard.selectors import (
+    MAX_PAGE_SIZE,
     OFFICIAL,
+    PAGE_SIZE,
     BoardFilters,
+    PageOutOfRange,
     SuiteBoard,
+    board_derived,
     board_filter_options,
+    board_page,
     board_ranks,
     board_rows_filtered,
     leaderboard_rules,
+    suite_board_key,
     suite_leaderboard,
+    suite_text_stamp,
 )
 from dashboard.services import ReproduceRefused, run_reproduce, run_submit_scores
 from dashboard.snapshots import snapshot_bibtex, snapshot_freeze
@@ -163,21 +171,94 @@ def _suite_board(
     return suite, version, board, chosen, missing
 
 
-def _export_links(*, base: str, query: dict[str, str]) -> list[tuple[str, str]]:
-    """(format, URL) of the API's export of a board in each format."""
-    return [(fmt, f"{base}?{urlencode({**query, 'format': fmt})}") for fmt in EXPORT_FORMATS]
+def _export_links(
+    *, base: str, query: dict[str, str], json_query: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """(format, URL) of the API's export of a board in each format; `json_query` adds to
+    the JSON link's query (the JSON answer is paged, the files are whole)."""
+    links = []
+    for fmt in EXPORT_FORMATS:
+        extra = (json_query or {}) if fmt == "json" else {}
+        links.append((fmt, f"{base}?{urlencode({**query, **extra, 'format': fmt})}"))
+    return links
+
+
+# The suite page's query parameters; a page is cached only for a query of these alone.
+SUITE_PAGE_PARAMS = ("rule", "missing", "method", "backbone", "provenance", "page")
+
+
+def _page_number(request: HttpRequest) -> int | HttpResponse:
+    raw = request.GET.get("page", "1")
+    if not raw.isdigit() or int(raw) < 1 or len(raw) > 9:
+        return HttpResponseBadRequest(
+            f"Page {raw!r} is not a page number (1, 2, ...).", content_type="text/plain"
+        )
+    return int(raw)
 
 
 def suite_detail(request: HttpRequest, key: str) -> HttpResponse:
-    found = _suite_board(request, key)
-    if isinstance(found, HttpResponse):
-        return found
-    suite, version, board, rule, missing = found
+    suite = get_object_or_404(Suite, key=key)
+    options = _board_options(request)
+    if isinstance(options, HttpResponse):
+        return options
+    rule, missing = options
+    number = _page_number(request)
+    if isinstance(number, HttpResponse):
+        return number
     filters = BoardFilters(
         method=request.GET.get("method", ""),
         backbone=request.GET.get("backbone", ""),
         provenance=request.GET.get("provenance", ""),
     )
+    version = suite_version_latest(suite=suite)
+    if version is None:
+        return HttpResponse(_suite_page(request, suite, None, None, rule, filters, number))
+    board_key = suite_board_key(suite_version=version, viewer=None, rule=rule, missing=missing)
+
+    def page() -> str:
+        board = suite_leaderboard(
+            suite_version=version, viewer=None, rule=rule, missing=missing, key=board_key
+        )
+        return _suite_page(request, suite, version, board, rule, filters, number)
+
+    # Anonymous visitors all see the same page for a board and query (no CSRF token, no
+    # user links): it is rendered once per board, and a warm request loads neither the
+    # board nor its rows. Pending messages, and queries with other parameters, are
+    # rendered afresh (the key names only the parameters the page reads).
+    cacheable = (
+        not request.user.is_authenticated
+        and set(request.GET) <= set(SUITE_PAGE_PARAMS)
+        and not len(messages.get_messages(request))
+    )
+    try:
+        if cacheable:
+            query = urlencode([(name, request.GET.get(name, "")) for name in SUITE_PAGE_PARAMS])
+            part = f"page:{query}:{suite_text_stamp(suite=suite)}"
+            return HttpResponse(board_derived(key=board_key, part=part, build=page))
+        return HttpResponse(page())
+    except PageOutOfRange as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain")
+
+
+def _pager_link(request: HttpRequest, number: int) -> str:
+    """This page's query with another page number (filters and rule kept)."""
+    query = [
+        (name, request.GET[name])
+        for name in SUITE_PAGE_PARAMS
+        if name != "page" and request.GET.get(name)
+    ]
+    return "?" + urlencode([*query, *([("page", str(number))] if number > 1 else [])])
+
+
+def _suite_page(
+    request: HttpRequest,
+    suite: Suite,
+    version: SuiteVersion | None,
+    board: SuiteBoard | None,
+    rule: str,
+    filters: BoardFilters,
+    number: int,
+) -> str:
     context: dict[str, Any] = {
         "suite": suite,
         "version": version,
@@ -188,6 +269,11 @@ def suite_detail(request: HttpRequest, key: str) -> HttpResponse:
         "filters": filters,
     }
     if board is not None:
+        # Filters narrow the rows first, then the page is cut; ranks, rank intervals and
+        # flags are those over the whole board.
+        shown = board_page(
+            rows=board_rows_filtered(board=board, filters=filters), number=number, size=PAGE_SIZE
+        )
         uncertainty = suite_uncertainty(board=board)
         flags = board_flags(board=board)
         ranks = board_ranks(board=board)
@@ -200,8 +286,13 @@ def suite_detail(request: HttpRequest, key: str) -> HttpResponse:
                     uncertainty.systems.get(row.system.label),
                     flags.get(row.system.label, []),
                 )
-                for row in board_rows_filtered(board=board, filters=filters)
+                for row in shown.rows
             ],
+            "page": shown,
+            "first_shown": (shown.number - 1) * shown.size + 1,
+            "last_shown": (shown.number - 1) * shown.size + len(shown.rows),
+            "previous_page": _pager_link(request, shown.number - 1) if shown.has_previous else "",
+            "next_page": _pager_link(request, shown.number + 1) if shown.has_next else "",
             "show_ranks": bool(ranks),
             "show_rule_scores": any(row.rule_score is not None for row in board.rows),
             "options": board_filter_options(board=board),
@@ -209,10 +300,11 @@ def suite_detail(request: HttpRequest, key: str) -> HttpResponse:
             "rule_description": RULES[rule].description if rule in RULES else "",
             "exports": _export_links(
                 base=reverse("api:suite-leaderboard", kwargs={"key": suite.key}),
-                query={"rule": rule} | ({"missing": missing} if missing else {}),
+                query={"rule": rule} | ({"missing": board.missing} if board.missing else {}),
+                json_query={"page_size": str(MAX_PAGE_SIZE)},
             ),
         }
-    return render(request, "dashboard/suite.html", context)
+    return render_to_string("dashboard/suite.html", context, request=request)
 
 
 def suite_rules(request: HttpRequest, key: str) -> HttpResponse:

@@ -27,7 +27,7 @@ from podium.config import (
     spool_root,
 )
 from podium.errors import ApiError, PodiumError, Unreachable
-from podium.http import Api
+from podium.http import Api, check_json
 from podium.spool import locked, pending_spools
 from podium.transport import sync_spool
 
@@ -325,13 +325,12 @@ def format_leaderboard(board: dict[str, Any]) -> str:
     headers = ["#", "system", score_name]
     headers += [f"{c['task'].split('/')[-1]}/{c['metric']}" for c in board["columns"]]
     rows = []
-    for index, row in enumerate(board["rows"], start=1):
+    for row in board["rows"]:
+        # The server ranks the whole board (ties share a rank), whatever page a row is on.
+        rank = str(row["rank"]) if row.get("rank") is not None else "-"
         if official:
-            value = (row.get("official") or {}).get("value")
-            rank = str(index) if value is not None else "-"
-            score = _number(value, 2)
+            score = _number((row.get("official") or {}).get("value"), 2)
         else:
-            rank = str(row["rank"]) if row["rank"] is not None else "-"
             score = _number(row["rule_score"], 3)
         cells = [_number(cell["mean"]) if cell else "-" for cell in row["cells"]]
         rows.append([rank, row["system"], score, *cells])
@@ -354,8 +353,31 @@ def format_leaderboard(board: dict[str, Any]) -> str:
     return "\n".join(text) + "\n"
 
 
+# The API's largest page: a board of 1,000 systems comes in one request.
+BOARD_PAGE_SIZE = 1000
+
+
+def board_all_rows(api: Api, *, suite: str, params: dict[str, str]) -> dict[str, Any]:
+    """A suite's leaderboard with the rows of every page (the API pages them)."""
+    path = f"/api/v1/suites/{suite}/leaderboard/"
+    board = check_json(
+        api.get(path, **params, page_size=str(BOARD_PAGE_SIZE)), what="the leaderboard"
+    )
+    rows = list(board.get("rows", []))
+    page = 1
+    while board.get("next"):
+        page += 1
+        board = check_json(
+            api.get(path, **params, page_size=str(BOARD_PAGE_SIZE), page=str(page)),
+            what="the leaderboard",
+        )
+        rows += board.get("rows", [])
+    # One board of every row: page fields describe it as a single page.
+    return board | {"rows": rows, "page": 1, "next": None, "previous": None}
+
+
 def cmd_leaderboard(args: argparse.Namespace, out: TextIO) -> int:
-    board = _api(args).get(f"/api/v1/suites/{args.suite}/leaderboard/", **_board_params(args))
+    board = board_all_rows(_api(args), suite=args.suite, params=_board_params(args))
     if board.get("error"):
         raise PodiumError(f"rule {board['rule']} cannot rank {args.suite}: {board['error']}")
     out.write(format_leaderboard(board))
@@ -363,23 +385,26 @@ def cmd_leaderboard(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
-    params = {**_board_params(args), "format": args.format}
-    response = _api(args).call(
-        "GET",
-        f"/api/v1/suites/{args.suite}/leaderboard/",
-        params=params,
-        headers={"Accept": f"{EXPORT_TYPES[args.format]}, application/json;q=0.5"},
-    )
-    expected = EXPORT_TYPES[args.format]
-    if args.format != "json" and response.content_type != expected:
-        answered = response.content_type or "no content type"
-        raise PodiumError(
-            f"the server did not export {args.format} (it answered {answered}); it needs a "
-            "Podium version with leaderboard exports (?format=csv|json|latex)"
-        )
-    data = response.raw
     if args.format == "json":
-        data = (json.dumps(response.body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        # The JSON answer is paged: the file holds every row, as the other formats do.
+        board = board_all_rows(_api(args), suite=args.suite, params=_board_params(args))
+        board["page_size"] = len(board["rows"])
+        data = (json.dumps(board, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    else:
+        expected = EXPORT_TYPES[args.format]
+        response = _api(args).call(
+            "GET",
+            f"/api/v1/suites/{args.suite}/leaderboard/",
+            params={**_board_params(args), "format": args.format},
+            headers={"Accept": f"{expected}, application/json;q=0.5"},
+        )
+        if response.content_type != expected:
+            answered = response.content_type or "no content type"
+            raise PodiumError(
+                f"the server did not export {args.format} (it answered {answered}); it needs a "
+                "Podium version with leaderboard exports (?format=csv|json|latex)"
+            )
+        data = response.raw
     _write_atomically(args.output, data, out)
     if args.output != "-":
         out.write(f"Wrote {args.suite} ({args.format}, rule {args.rule}) to {args.output}\n")

@@ -345,3 +345,18 @@ class LeaderboardSnapshot(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class BoardStamp(models.Model):
+    """A task's leaderboard revision. Every change to what a board over the task shows
+    bumps it in the same transaction (tracking.services.board_stamps_bump; model saves and
+    deletes through tracking.signals), so a board's cache key is a few primary-key reads,
+    never a scan of the task's runs."""
+
+    task = models.OneToOneField(
+        Task, primary_key=True, on_delete=models.CASCADE, related_name="board_stamp"
+    )
+    revision = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.task_id}@{self.revision}"

@@ -149,6 +149,10 @@ def system_scores(
             "config",
             "provenance_tier",
         )
+        # Without order_by() the model's default ordering (-created_at) joins the DISTINCT
+        # columns and every run comes back: 100,000 rows (and JSON configs) for 1,000
+        # distinct systems.
+        .order_by()
         .distinct()
     )
     for detail in details:

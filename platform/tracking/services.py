@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import Backbone, Method, Suite, SuiteTask, SuiteVersionStatus, Task, TaskMetric
 from tracking.models import (
     AuditAction,
     AuditEvent,
+    BoardStamp,
     ProvenanceTier,
     ReviewStatus,
     Run,
@@ -86,6 +87,43 @@ def scores_validate(*, task: Task, scores: Mapping[str, float]) -> dict[str, Tas
     return metrics
 
 
+# --- Leaderboard stamps -----------------------------------------------------------------------
+
+
+def board_stamps_bump(*, task_ids: Iterable[int]) -> None:
+    """Move the leaderboard stamps of these tasks on, so every cached board over them is
+    recomputed. Call it in the transaction that makes the change: the stamp's row lock
+    orders concurrent writers, and a reader that sees the new stamp sees the change too.
+    (A stamp moved in an earlier transaction than the change could let a board computed
+    from the old data be cached under the new stamp.)"""
+    ids = sorted(set(task_ids))  # one lock order for every writer: no deadlocks
+    if not ids:
+        return
+    table = connection.ops.quote_name(BoardStamp._meta.db_table)
+    task = connection.ops.quote_name(BoardStamp._meta.get_field("task").column)
+    with connection.cursor() as cursor:
+        # An upsert, atomic on PostgreSQL and SQLite alike: the first bump creates the row.
+        cursor.execute(
+            f"INSERT INTO {table} ({task}, revision) VALUES "
+            + ", ".join(["(%s, 1)"] * len(ids))
+            + f" ON CONFLICT ({task}) DO UPDATE SET revision = {table}.revision + 1",
+            ids,
+        )
+
+
+def board_stamps_bump_all() -> None:
+    """Move every task's stamp on: for catalog changes every board may show (a method's or
+    backbone's name)."""
+    board_stamps_bump(task_ids=Task.objects.values_list("pk", flat=True))
+
+
+def board_stamps_bump_run(*, run: Run) -> None:
+    """After a change to a run or its scores: only succeeded runs are on leaderboards
+    (succeeded is final), so only then can a board have changed."""
+    if run.status == RunStatus.SUCCEEDED:
+        board_stamps_bump(task_ids=[run.task_id])
+
+
 @transaction.atomic
 def run_create_external(
     *,
@@ -140,6 +178,7 @@ def run_create_external(
         )
         for key, value in scores.items()
     )
+    board_stamps_bump_run(run=run)
     set_tags(run=run, tags=tags)
     return run
 
@@ -248,7 +287,7 @@ def run_update(
             changes["tags"] = {"before": before, "after": after}
             set_tags(run=run, tags=after)
     if changes:
-        # updated_at moves too, so cached leaderboards that show this run are recomputed.
+        # Saving a succeeded run moves its leaderboard stamp (tracking.signals).
         run.save(update_fields=["description", "visibility", "updated_at"])
         _audit(run=run, actor=actor, action=AuditAction.EDIT, changes=changes)
     return run

@@ -17,6 +17,7 @@ from pytest_django.live_server_helper import LiveServer
 
 from api.services import token_create
 from catalog.models import Backbone, Method, Task
+from podium import cli as cli_module
 from podium.cli import main
 from tests.api.test_predictions import sst2_lines
 from tests.client.conftest import Server
@@ -244,6 +245,21 @@ def test_export_writes_the_leaderboard_file(
     else:
         assert "\\begin{tabular}" in content
         assert "Weaker" in content
+
+
+def test_leaderboard_and_json_export_follow_every_page(
+    glue_board: list[str], cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One row a page: the three systems come back only if every page is fetched.
+    monkeypatch.setattr(cli_module, "BOARD_PAGE_SIZE", 1)
+    assert cli("leaderboard", "glue", "--rule", "borda") == 0
+    ranked = [r for r in cli.printed.splitlines()[3:] if r[:1].strip().isdigit()]
+    assert [r.split()[:2] for r in ranked] == [["1", "Ft"], ["2", "Weak"], ["3", "Weaker"]]
+    target = tmp_path / "glue.json"
+    assert cli("export", "glue", "--rule", "borda", "--format", "json", "-o", str(target)) == 0
+    board = json.loads(target.read_text())
+    assert [row["method"] for row in board["rows"]] == ["ft", "weak", "weaker"]
+    assert (board["count"], board["page_size"], board["next"]) == (3, 3, None)
 
 
 def test_export_of_an_unknown_suite_fails_cleanly(glue: Glue, cli: Cli, tmp_path: Path) -> None:
