@@ -84,7 +84,12 @@ class RuleContext:
         1,000 systems x 30 tasks); same numbers.
         """
         return weighted_pairwise(
-            self._pref_data, self.weights, strict=self.votenrank, impute=self.impute
+            self._pref_data,
+            self.weights,
+            strict=self.votenrank,
+            impute=self.impute,
+            # Median-filled scores are complete; otherwise make_context knows.
+            complete=self.complete or self.missing == "median",
         )
 
     def positions(self, method: str) -> FloatArray:
@@ -111,9 +116,9 @@ class RuleContext:
         # not depend on the order inside a tie block, so the sort need not be stable.
         x = np.ascontiguousarray(-self.x.T)
         order = np.argsort(x, axis=1)
-        ranked = np.take_along_axis(x, order, axis=1)
+        ranked = np.sort(x, axis=1)  # the values x[order] holds, without a gather
         same = ranked[:, 1:] == ranked[:, :-1]  # same[t, i]: sorted places i, i + 1 tie
-        return order, (same if same.any() else None)
+        return order, (same if np.count_nonzero(same) else None)
 
     def _tie_positions(self, method: str) -> FloatArray:
         """rankdata's 'min', 'max' or 'average' positions from one sort per task.
@@ -125,17 +130,21 @@ class RuleContext:
         # Without ties one array serves every method (kept under "strict").
         if same is None and "strict" in self._positions_cache:
             return self._positions_cache["strict"]
-        place = np.broadcast_to(np.arange(1.0, order.shape[1] + 1.0), order.shape)
+        n_tasks, n = order.shape
+        place_row = np.arange(1.0, n + 1.0)
         if same is None:
-            sorted_positions: FloatArray = place
-        elif method == "min":
-            sorted_positions = _block_first(place, same)
-        elif method == "max":
-            sorted_positions = _block_last(place, same)
+            sorted_positions: FloatArray = place_row  # broadcast over the tasks
         else:
-            sorted_positions = (_block_first(place, same) + _block_last(place, same)) / 2.0
+            place = np.repeat(place_row[None, :], n_tasks, axis=0)
+            if method == "min":
+                sorted_positions = _block_first(place, same)
+            elif method == "max":
+                sorted_positions = _block_last(place, same)
+            else:
+                sorted_positions = (_block_first(place, same) + _block_last(place, same)) / 2.0
         out: FloatArray = np.empty(order.shape, dtype=np.float64)
-        np.put_along_axis(out, order, sorted_positions, axis=1)
+        # Scatter each sorted place back to its system (the inverse permutation).
+        out[np.arange(n_tasks)[:, None], order] = sorted_positions
         out = out.T
         if same is None:
             out.setflags(write=False)
@@ -214,9 +223,16 @@ _VECTOR_MAX_CELLS = 250_000
 
 
 def weighted_pairwise(
-    data: FloatArray, weights: FloatArray, *, strict: bool, impute: bool
+    data: FloatArray,
+    weights: FloatArray,
+    *,
+    strict: bool,
+    impute: bool,
+    complete: bool | None = None,
 ) -> FloatArray:
-    """sum_t weights[t] * task_preferences(data)[t], without materialising the tensor."""
+    """sum_t weights[t] * task_preferences(data)[t], without materialising the tensor.
+
+    ``complete``: the caller knows that ``data`` has no NaN (None: look)."""
     n, n_tasks = data.shape
     if impute and np.isnan(data).any():
         out: FloatArray = np.einsum(
@@ -227,16 +243,18 @@ def weighted_pairwise(
     if n * n * n_tasks <= _VECTOR_MAX_CELLS:
         a = data[:, None, :]
         b = data[None, :, :]
-        with np.errstate(invalid="ignore"):
-            # NaN compares False both ways: a pair with a missing side counts for nobody.
-            # (A uint8 view casts to float faster than bool does; same 0/1 values.)
-            pref = (a > b).view(np.uint8).astype(np.float64)
-            if half:
-                equal = a == b
-                # Skip the tie term when the only equal cells are the diagonal's (zeroed
-                # below), the common case of a complete table without ties.
-                if np.count_nonzero(equal) > n * n_tasks or np.isnan(data).any():
-                    pref += half * equal
+        # NaN compares False both ways (and silently): a pair with a missing side counts
+        # for nobody. (A uint8 view casts to float faster than bool does; same 0/1 values.)
+        gt = a > b
+        pref = gt.view(np.uint8).astype(np.float64)
+        if half:
+            if complete is None:
+                complete = not np.isnan(data).any()
+            # Skip the tie term when the only equal cells are the diagonal's (zeroed
+            # below), the common case of a complete table without ties. Without NaN
+            # each cell is a > b, b > a or a tie, so the ties are counted from gt.
+            if not complete or n * n * n_tasks - 2 * np.count_nonzero(gt) > n * n_tasks:
+                pref += half * (a == b)
         out = pref @ weights
     else:
         out = np.zeros((n, n))
@@ -249,14 +267,19 @@ def weighted_pairwise(
                 out += weights[t] * gt
                 if half:
                     out += (half * weights[t]) * (col[:, None] == col[None, :])
-    np.fill_diagonal(out, 0.0)
+    out.ravel()[:: n + 1] = 0.0  # the diagonal (out is a fresh C-ordered n x n array)
     return out
 
 
 def resolve_weights(table: ScoreTable, weights: Mapping[str, float] | None) -> FloatArray:
     """Per-task weights: listed tasks take the given weight, unlisted ones keep 1."""
+    if weights:
+        fast = _fast_weights(table, weights)
+        if fast is not None:
+            return fast
     w = np.ones(table.n_tasks)
     if weights:
+        # Something is wrong (or unusual): the checks below name the offending entry.
         column = {t: j for j, t in enumerate(table.tasks)}
         for task, value in weights.items():
             if task not in column:
@@ -275,6 +298,28 @@ def resolve_weights(table: ScoreTable, weights: Mapping[str, float] | None) -> F
         if not (w > 0).any():
             raise RankingInputError("at least one task needs a positive weight")
     return w
+
+
+def _fast_weights(table: ScoreTable, weights: Mapping[str, float]) -> FloatArray | None:
+    """``resolve_weights`` for plain valid input, checked with two C-level passes over
+    the values; None sends the input through the entry-by-entry checks, which raise the
+    precise error (or accept what those accept, e.g. numeric strings)."""
+    values = list(weights.values())
+    try:
+        total = math.fsum(values)  # NaN or inf anywhere: not finite (or raises)
+        if not (math.isfinite(total) and min(values) >= 0):
+            return None
+        keys = tuple(weights)
+        if keys == table.tasks:
+            w: FloatArray = np.array(values, dtype=np.float64)
+            return w if total > 0 else None
+        column = dict(zip(table.tasks, range(len(table.tasks)), strict=True))
+        ones = np.ones(len(table.tasks))
+        ones[[column[t] for t in keys]] = values
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    # Unlisted tasks keep weight 1, so some weight is positive.
+    return ones if total > 0 or len(keys) < len(table.tasks) else None
 
 
 def make_context(
@@ -302,7 +347,8 @@ def make_context(
     w = resolve_weights(table, weights)
     oriented = table.oriented()
     # Podium: a zero weight removes the task entirely (also from medians and GM's domain).
-    if convention == "podium" and not w.all():
+    # (A list scan: cheaper than w.all() on a few dozen weights.)
+    if convention == "podium" and weights and 0.0 in w.tolist():
         keep = w > 0
         raw = oriented[:, keep]
         tasks = tuple(t for t, k in zip(table.tasks, keep.tolist(), strict=True) if k)
@@ -354,7 +400,7 @@ def ranked_by_score(ctx: RuleContext, scores: Any) -> RankingResult:
     return result_from_scores(
         rule=ctx.rule.name,
         systems=ctx.systems,
-        scores=list(scores),
+        scores=np.asarray(scores, dtype=np.float64),
         higher_is_better=True,
         details={},
     )

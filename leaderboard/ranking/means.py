@@ -18,7 +18,12 @@ def _raw_direction(ctx: RuleContext, what: str) -> tuple[FloatArray, bool]:
 
     Averaging raw numbers across tasks of opposite direction means nothing, so it is refused.
     """
-    hib = {ctx.table.higher_is_better[ctx.table.tasks.index(t)] for t in ctx.tasks}
+    table = ctx.table
+    if ctx.tasks is table.tasks:  # every column used (no zero weight): no lookups
+        hib = set(table.higher_is_better)
+    else:
+        direction = dict(zip(table.tasks, table.higher_is_better, strict=True))
+        hib = {direction[t] for t in ctx.tasks}
     if len(hib) != 1:
         raise RankingInputError(
             f"{what} needs every weighted task in one direction; use a rank-based rule "

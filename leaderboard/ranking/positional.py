@@ -42,7 +42,7 @@ def plurality(ctx: RuleContext) -> RankingResult:
         top = (x == x.max(axis=0)).astype(np.float64)
         per_task = top / top.sum(axis=0)
     scores = per_task @ ctx.weights
-    return ranked_by_score(ctx, scores.tolist())
+    return ranked_by_score(ctx, scores)
 
 
 @register_rule(
@@ -62,7 +62,7 @@ def borda(ctx: RuleContext) -> RankingResult:
         scores = (ctx.n - ctx.positions("average")) @ ctx.weights
     else:
         scores = ctx.pairwise.sum(axis=1)
-    return ranked_by_score(ctx, scores.tolist())
+    return ranked_by_score(ctx, scores)
 
 
 @register_rule(
@@ -76,7 +76,7 @@ def dowdall(ctx: RuleContext) -> RankingResult:
     else:
         per_task = _block_share(ctx, 1.0 / np.arange(1, ctx.n + 1))
     scores = per_task @ ctx.weights
-    return ranked_by_score(ctx, scores.tolist())
+    return ranked_by_score(ctx, scores)
 
 
 @register_rule(
@@ -200,6 +200,12 @@ def _eliminate_small(
         for i in drop:
             eliminated[i] = len(rounds)
         rounds.append(drop)
+        if len(drop) == 1:  # the usual Baldwin round: one system, no generator per row
+            d = drop[0]
+            alive.remove(d)
+            for i in alive:
+                full[i] -= p[i][d] + 0.0  # + 0.0: what sum() of one term gives, bit for bit
+            continue
         gone = set(drop)
         alive = [i for i in alive if i not in gone]
         for i in alive:

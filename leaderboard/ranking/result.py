@@ -264,10 +264,15 @@ def result_from_scores(
     details: Mapping[str, Any],
 ) -> RankingResult:
     values = np.asarray(scores, dtype=np.float64)
-    ranks = competition_rank_array(-values if higher_is_better else values)
     info = dict(details)
     info.setdefault("score_order", "higher_is_better" if higher_is_better else "lower_is_better")
-    return build_result(rule=rule, systems=systems, ranks=ranks, scores=values, details=info)
+    return _result_from_keys(
+        rule=rule,
+        systems=systems,
+        keys=-values if higher_is_better else values,
+        scores=values,
+        details=info,
+    )
 
 
 def result_from_levels(
@@ -279,5 +284,88 @@ def result_from_levels(
     details: Mapping[str, Any],
 ) -> RankingResult:
     """For elimination/dominance rules: level 0 is best; equal levels tie."""
-    ranks = competition_rank_array(np.asarray(levels, dtype=np.float64))
-    return build_result(rule=rule, systems=systems, ranks=ranks, scores=scores, details=details)
+    score_array = None if scores is None else np.array(scores, dtype=np.float64)
+    if isinstance(levels, list) and len(levels) <= _PYTHON_RANKS_MAX:
+        # Small integer levels tie only when equal: the winners are the lowest level's,
+        # and the keys array waits until the ranking is read.
+        names = tuple(systems)
+        low = min(levels, default=0)
+        return RankingResult(
+            rule=rule,
+            ranking=partial(_entries_from_levels, names, levels, score_array),
+            winners=sorted([names[i] for i, level in enumerate(levels) if level == low]),
+            details=details,
+        )
+    return _result_from_keys(
+        rule=rule,
+        systems=systems,
+        keys=np.asarray(levels, dtype=np.float64),
+        scores=score_array,
+        details=details,
+    )
+
+
+def _entries_from_levels(
+    systems: tuple[str, ...], levels: list[int], scores: npt.NDArray[np.float64] | None
+) -> tuple[RankingEntry, ...]:
+    return _entries_from_keys(systems, np.asarray(levels, dtype=np.float64), scores)
+
+
+def _result_from_keys(
+    *,
+    rule: str,
+    systems: Sequence[str],
+    keys: npt.NDArray[np.float64],
+    scores: npt.NDArray[np.float64] | None,
+    details: Mapping[str, Any],
+) -> RankingResult:
+    """The result ranked by ``keys`` (lower is better): the winners now, the competition
+    ranks and entries only when ``ranking`` is read."""
+    names = tuple(systems)
+    first = first_block(keys)
+    return RankingResult(
+        rule=rule,
+        ranking=partial(_entries_from_keys, names, keys, scores),
+        winners=sorted([names[i] for i in first]),
+        details=details,
+    )
+
+
+def _entries_from_keys(
+    systems: tuple[str, ...],
+    keys: npt.NDArray[np.float64],
+    scores: npt.NDArray[np.float64] | None,
+) -> tuple[RankingEntry, ...]:
+    return _entries(systems, competition_rank_array(keys), scores)
+
+
+def first_block(keys: npt.NDArray[np.float64]) -> list[int]:
+    """Indices whose competition rank (``competition_rank_array``) is 1, without ranking
+    everybody: the tie chain can only reach keys close to the minimum, so only those are
+    ranked."""
+    n = len(keys)
+    if n <= _PYTHON_RANKS_MAX:
+        values: list[float] = keys.tolist()
+        finite = [k for k in values if k == k]  # NaN ranks last
+        if not finite:
+            return list(range(n))
+        low = min(finite)
+    else:
+        low = float(np.fmin.reduce(keys))  # NaN only when every key is NaN
+        if low != low:
+            return list(range(n))
+    if not math.isfinite(low) or n * TIE_RTOL > 0.01:
+        ranked: list[int] = np.flatnonzero(competition_rank_array(keys) == 1).tolist()
+        return ranked
+    # A chain of at most n - 1 steps of TIE_RTOL * max(|key|, 1) stays below this bound
+    # (a factor 2 of headroom over the exact sum, whatever the rounding).
+    bound = low + 4.0 * n * TIE_RTOL * max(1.0, abs(low))
+    if n <= _PYTHON_RANKS_MAX:
+        near = [i for i, k in enumerate(values) if k <= bound]
+    else:
+        near = np.flatnonzero(keys <= bound).tolist()
+    if len(near) == 1:
+        return near
+    # The near keys are a prefix of the sorted order, so their first block is the table's.
+    sub = competition_rank_array(keys[near])
+    return [i for i, r in zip(near, sub.tolist(), strict=True) if r == 1]

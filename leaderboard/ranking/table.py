@@ -160,17 +160,21 @@ class ScoreTable:
         lower_is_better: Iterable[str] = (),
     ) -> ScoreTable:
         lower = set(lower_is_better)
-        unknown = sorted(lower - set(tasks))
-        if unknown:
-            raise RankingInputError(
-                f"unknown column(s) in lower-is-better: {', '.join(unknown)} "
-                f"(known: {', '.join(tasks)})"
-            )
+        if lower:
+            unknown = sorted(lower - set(tasks))
+            if unknown:
+                raise RankingInputError(
+                    f"unknown column(s) in lower-is-better: {', '.join(unknown)} "
+                    f"(known: {', '.join(tasks)})"
+                )
+            hib = tuple(t not in lower for t in tasks)
+        else:
+            hib = (True,) * len(tasks)
         return cls(
             systems=tuple(systems),
             tasks=tuple(tasks),
             scores=np.asarray(scores, dtype=np.float64),
-            higher_is_better=tuple(t not in lower for t in tasks),
+            higher_is_better=hib,
         )
 
 
