@@ -44,7 +44,8 @@ def _training(data: dict[str, Any]) -> list[str]:
     return [
         f"{r['task']}: {r['ratio']:.2f}x examples/s (target {r['target_ratio']}x: "
         f"{'met' if r['ratio_met'] else 'MISSED'}; padded/real limit {r['limit_ratio']:.2f}x), "
-        f"dev accuracy {100 * r['baseline']['accuracy']:.1f} vs {100 * r['podium']['accuracy']:.1f}"
+        f"dev accuracy (mean of {len(r['podium'].get('seeds', [1]))} seeds) "
+        f"{100 * r['baseline']['accuracy']:.1f} vs {100 * r['podium']['accuracy']:.1f}"
         f" ({'within' if r['accuracy_within'] else 'NOT within'} "
         f"{data['meta']['accuracy_tolerance_points']:.0f} points)"
         for r in data["results"]
