@@ -5,7 +5,8 @@ For each Podium task lm-eval covers, a task YAML is written into the job's workd
 and points it at JSONL files of the job's train and eval rows (the hub's field format),
 so lm-eval's documents are Podium's eval rows in order and per-sample outputs map back by
 `doc_id`. The model is loaded here (GGUF de-quantised by transformers, bf16 + SDPA on a
-GPU) and handed to lm-eval's HFLM wrapper.
+GPU) and handed to lm-eval's HFLM wrapper. Which lm-eval task serves which Podium task, and
+its YAML overrides, is `leaderboard.lm_eval_names`, shared with the `podium` client's import.
 
 lm-eval's own metric values are kept as extra scores for cross-checking; the official
 scores are computed by `runners.execute` from the predictions.
@@ -18,12 +19,12 @@ import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from leaderboard.catalog import TaskDefinition
 from leaderboard.data import DataError
+from leaderboard.lm_eval_names import LM_EVAL_TASKS, LOCAL_TASK_PREFIX, LmEvalTask
 from runners.backbones import load_causal_lm, load_tokenizer, resolve_backbone
 from runners.context import JobContext, MethodOutput
 from runners.reporting import check_cancelled
@@ -31,47 +32,6 @@ from runners.reporting import check_cancelled
 
 class TaskNotInLmEval(ValueError):
     """lm-eval has no (native) task for this Podium task."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class LmEvalTask:
-    name: str  # lm-eval task name
-    yaml: str  # installed YAML, relative to lm_eval/tasks
-    # generate_until tasks answer in text (a filtered label index), others by log-likelihood.
-    generative: bool = False
-    # Extra YAML keys; polemo2's default metrics need the hub (evaluate.load).
-    overrides: Mapping[str, Any] | None = None
-
-
-_EXACT_MATCH = {
-    "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}]
-}
-
-LM_EVAL_TASKS: dict[str, LmEvalTask] = {
-    "glue/cola": LmEvalTask(name="cola", yaml="glue/cola/default.yaml"),
-    "glue/sst2": LmEvalTask(name="sst2", yaml="glue/sst2/default.yaml"),
-    "glue/mrpc": LmEvalTask(name="mrpc", yaml="glue/mrpc/default.yaml"),
-    "glue/qqp": LmEvalTask(name="qqp", yaml="glue/qqp/default.yaml"),
-    "glue/mnli_matched": LmEvalTask(name="mnli", yaml="glue/mnli/default.yaml"),
-    "glue/mnli_mismatched": LmEvalTask(name="mnli_mismatch", yaml="glue/mnli/mismatch.yaml"),
-    "glue/qnli": LmEvalTask(name="qnli", yaml="glue/qnli/default.yaml"),
-    "glue/rte": LmEvalTask(name="rte", yaml="glue/rte/default.yaml"),
-    "glue/wnli": LmEvalTask(name="wnli", yaml="glue/wnli/default.yaml"),
-    "superglue/boolq": LmEvalTask(name="boolq", yaml="super_glue/boolq/default.yaml"),
-    "superglue/cb": LmEvalTask(name="cb", yaml="super_glue/cb/default.yaml"),
-    "superglue/copa": LmEvalTask(name="copa", yaml="super_glue/copa/default.yaml"),
-    "superglue/multirc": LmEvalTask(name="multirc", yaml="super_glue/multirc/default.yaml"),
-    "superglue/record": LmEvalTask(name="record", yaml="super_glue/record/default.yaml"),
-    "superglue/rte": LmEvalTask(name="sglue_rte", yaml="super_glue/rte/default.yaml"),
-    "superglue/wic": LmEvalTask(name="wic", yaml="super_glue/wic/default.yaml"),
-    "superglue/wsc": LmEvalTask(name="wsc", yaml="super_glue/wsc/default.yaml"),
-    "lepiszcze/klej-polemo2-in": LmEvalTask(
-        name="polemo2_in", yaml="polemo2/polemo2_in.yaml", generative=True, overrides=_EXACT_MATCH
-    ),
-    "lepiszcze/klej-polemo2-out": LmEvalTask(
-        name="polemo2_out", yaml="polemo2/polemo2_out.yaml", generative=True, overrides=_EXACT_MATCH
-    ),
-}
 
 
 def lm_eval_task(task: TaskDefinition) -> LmEvalTask:
@@ -115,7 +75,7 @@ def write_task_yaml(
         train_file = directory / "train.jsonl"
         _write_jsonl(train_file, train_rows)
         data_files["train"] = str(train_file)
-    name = f"podium_{spec.name}"
+    name = f"{LOCAL_TASK_PREFIX}{spec.name}"
     config: dict[str, Any] = {
         "include": str(installed),
         "task": name,

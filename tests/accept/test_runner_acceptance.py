@@ -102,7 +102,10 @@ def test_lora_sst2(data_dir: Path, tmp_path: Path) -> None:
 
 
 EFFICIENT = [
-    ("bitfit", {"epochs": 1}),
+    # One epoch at BitFit's default 1e-3 leaves QNLI's loss flat (0.694 -> 0.690 over 125
+    # steps, 0.512 accuracy): biases alone need more and larger steps to relate two texts.
+    # Three epochs at 3e-3: QNLI 0.738, SST-2 0.813.
+    ("bitfit", {"epochs": 3, "learning_rate": 3e-3}),
     ("ia3", {"epochs": 1}),
     ("dylora", {"epochs": 3}),
     ("galore", {"epochs": 1}),
@@ -111,6 +114,9 @@ EFFICIENT = [
 
 @pytest.mark.parametrize("task", ["glue/sst2", "glue/qnli"])
 @pytest.mark.parametrize(("method", "config"), EFFICIENT, ids=[m for m, _ in EFFICIENT])
+# QNLI's pairs run to 128 tokens and its dev set has 5,463 of them: BitFit alone took
+# 23 min on the 2 shared CPU cores (8 min of CPU time), past the default 300 s.
+@pytest.mark.timeout(3600)
 def test_efficient_methods_beat_majority(
     data_dir: Path, tmp_path: Path, method: str, config: dict[str, Any], task: str
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,8 +14,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 from leaderboard.catalog import get_task
+from leaderboard.lm_eval_names import LM_EVAL_TASKS
 from runners.evaluation.lm_eval_runner import (
-    LM_EVAL_TASKS,
     TaskNotInLmEval,
     lm_eval_task,
     predictions_from_samples,
@@ -134,3 +135,36 @@ def test_squad_shim_matches_the_squad_definitions() -> None:
     assert compute_exact("The Cat", "cat") == 1
     assert compute_f1("new york city", "york city") == pytest.approx(0.8)
     assert compute_f1("", "") == 1.0
+
+
+def test_polemo2_generates_five_tokens_and_its_filter_still_reads_the_letter(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    import yaml
+    from lm_eval.tasks import TaskManager  # type: ignore[import-untyped]
+
+    spec = lm_eval_task(get_task(benchmark="lepiszcze", key="klej-polemo2-in"))
+    rows = [
+        json.loads(line)
+        for line in (data_dir / "lepiszcze" / "klej-polemo2-in" / "validation.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()[:3]
+    ]
+    name = write_task_yaml(spec=spec, directory=tmp_path, eval_rows=rows, train_rows=None)
+    written = json.loads((tmp_path / f"{name}.yaml").read_text())
+    installed = yaml.safe_load(Path(written["include"]).read_text())
+    # Only the generation length differs from lm-eval's own task.
+    assert written["generation_kwargs"] == {**installed["generation_kwargs"], "max_gen_toks": 5}
+
+    manager = TaskManager(include_path=str(tmp_path), include_defaults=False)
+    task = manager.load(name)["tasks"][name]
+    assert task.config.generation_kwargs["max_gen_toks"] == 5
+    # SmolLM2's answers cut at five tokens: the "score-first" filter maps the letter.
+    answers = ["\nB - Neg", " C", "\n- 1\n"]
+    instances = [
+        SimpleNamespace(resps=[answer], doc=row, filtered_resps={})
+        for answer, row in zip(answers, rows, strict=True)
+    ]
+    (ensemble,) = task._filters
+    ensemble.apply(instances)
+    assert [i.filtered_resps["score-first"] for i in instances] == [1, 2, -1]
