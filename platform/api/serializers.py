@@ -630,7 +630,9 @@ class OfficialScoreSerializer(serializers.Serializer[Any]):
     missing = serializers.ListField(child=serializers.CharField())
 
 
-class LeaderboardRowSerializer(serializers.Serializer[Any]):
+class SystemRowSerializer(serializers.Serializer[Any]):
+    """What every leaderboard row says of its system, and its place under the rule."""
+
     system = serializers.CharField()
     method = serializers.CharField()
     method_name = serializers.CharField()
@@ -640,6 +642,9 @@ class LeaderboardRowSerializer(serializers.Serializer[Any]):
     config = serializers.JSONField()
     rank = serializers.IntegerField(allow_null=True)
     rule_score = serializers.FloatField(allow_null=True)
+
+
+class LeaderboardRowSerializer(SystemRowSerializer):
     official = OfficialScoreSerializer(allow_null=True)
     complete = serializers.BooleanField()
     cells = serializers.ListField(
@@ -855,16 +860,7 @@ class TaskLeaderboardQuerySerializer(LeaderboardQuerySerializer):
     )
 
 
-class TaskLeaderboardRowSerializer(serializers.Serializer[Any]):
-    system = serializers.CharField()
-    method = serializers.CharField()
-    method_name = serializers.CharField()
-    backbone = serializers.CharField()
-    backbone_name = serializers.CharField()
-    config_hash = serializers.CharField()
-    config = serializers.JSONField()
-    rank = serializers.IntegerField(allow_null=True)
-    rule_score = serializers.FloatField(allow_null=True)
+class TaskLeaderboardRowSerializer(SystemRowSerializer):
     task_score = serializers.FloatField(
         allow_null=True,
         help_text="0-100: the benchmark's task score (paired metrics averaged); null when a "

@@ -360,18 +360,17 @@ BOARD_PAGE_SIZE = 1000
 def board_all_rows(api: Api, *, suite: str, params: dict[str, str]) -> dict[str, Any]:
     """A suite's leaderboard with the rows of every page (the API pages them)."""
     path = f"/api/v1/suites/{suite}/leaderboard/"
-    board = check_json(
-        api.get(path, **params, page_size=str(BOARD_PAGE_SIZE)), what="the leaderboard"
-    )
-    rows = list(board.get("rows", []))
+    rows: list[Any] = []
     page = 1
-    while board.get("next"):
-        page += 1
+    while True:
         board = check_json(
             api.get(path, **params, page_size=str(BOARD_PAGE_SIZE), page=str(page)),
             what="the leaderboard",
         )
         rows += board.get("rows", [])
+        if not board.get("next"):
+            break
+        page += 1
     # One board of every row: page fields describe it as a single page.
     return board | {"rows": rows, "page": 1, "next": None, "previous": None}
 
