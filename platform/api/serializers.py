@@ -3,6 +3,7 @@ input types and render models; services and selectors do the work."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.validators import ProhibitNullCharactersValidator
@@ -54,7 +55,7 @@ from tracking.models import (
     Tag,
     Visibility,
 )
-from tracking.selectors import JobQueue, job_details_visible
+from tracking.selectors import JobQueue, SeedAggregate, SystemScores, job_details_visible
 from tracking.status import RunStatus
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
@@ -676,6 +677,27 @@ class LeaderboardSerializer(serializers.Serializer[Any]):
     )
 
 
+def system_data(system: SystemScores) -> dict[str, Any]:
+    """A system's fields of a leaderboard row (SystemRowSerializer)."""
+    return {
+        "system": system.label,
+        "method": system.method.key,
+        "method_name": system.method.name,
+        "backbone": system.backbone.key,
+        "backbone_name": system.backbone.name,
+        "config_hash": system.config_hash,
+        "config": system.config,
+    }
+
+
+def cells_data(cells: Sequence[SeedAggregate | None]) -> list[dict[str, Any] | None]:
+    """A row's cells: the seed mean, spread and count of each column (None: no score)."""
+    return [
+        None if cell is None else {"mean": cell.mean, "std": cell.std, "count": cell.count}
+        for cell in cells
+    ]
+
+
 def leaderboard_data(
     *,
     board: SuiteBoard,
@@ -717,25 +739,14 @@ def leaderboard_data(
         "previous": links[1],
         "rows": [
             {
-                "system": row.system.label,
-                "method": row.system.method.key,
-                "method_name": row.system.method.name,
-                "backbone": row.system.backbone.key,
-                "backbone_name": row.system.backbone.name,
-                "config_hash": row.system.config_hash,
-                "config": row.system.config,
+                **system_data(row.system),
                 "rank": official_ranks.get(row.system.label)
                 if board.rule == OFFICIAL
                 else row.rank,
                 "rule_score": row.rule_score,
                 "official": row.official.to_dict() if row.official is not None else None,
                 "complete": row.complete,
-                "cells": [
-                    None
-                    if cell is None
-                    else {"mean": cell.mean, "std": cell.std, "count": cell.count}
-                    for cell in row.cells
-                ],
+                "cells": cells_data(row.cells),
                 "provenance_tiers": sorted(row.system.provenance_tiers),
             }
             for row in page.rows
@@ -911,22 +922,11 @@ def task_leaderboard_data(*, board: TaskBoard) -> dict[str, Any]:
         ],
         "rows": [
             {
-                "system": row.system.label,
-                "method": row.system.method.key,
-                "method_name": row.system.method.name,
-                "backbone": row.system.backbone.key,
-                "backbone_name": row.system.backbone.name,
-                "config_hash": row.system.config_hash,
-                "config": row.system.config,
+                **system_data(row.system),
                 "rank": row.rank,
                 "rule_score": row.rule_score,
                 "task_score": row.task_score,
-                "cells": [
-                    None
-                    if cell is None
-                    else {"mean": cell.mean, "std": cell.std, "count": cell.count}
-                    for cell in row.cells
-                ],
+                "cells": cells_data(row.cells),
                 "provenance_tiers": sorted(row.system.provenance_tiers),
             }
             for row in board.rows
