@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 from lm_eval.models.huggingface import HFLM  # type: ignore[import-untyped]
 
+from runners.training.modeling import attention_kernels
+
 logger = logging.getLogger(__name__)
 
 Request = tuple[Any, list[int], list[int]]  # (cache key, context tokens, continuation tokens)
@@ -207,7 +209,8 @@ class PackedHFLM(HFLM):  # type: ignore[misc]
         kwargs: dict[str, Any] = {"position_ids": positions, "attention_mask": mask}
         if self._keeps_logits:
             kwargs["logits_to_keep"] = keep.to(self.device)
-        with torch.inference_mode():
+        # Packed rows vary in width from batch to batch: kernels that plan per shape are out.
+        with torch.inference_mode(), attention_kernels(self.device):
             with torch.autocast(
                 device_type=self.device.type,
                 dtype=self.mixed_precision_dtype,

@@ -297,6 +297,9 @@ def _encode_tokens(
     return encoded
 
 
+PAD_MULTIPLE = 8  # on a GPU, batches are padded to a multiple of this many tokens
+
+
 @dataclass(frozen=True, kw_only=True)
 class Batch:
     inputs: dict[str, torch.Tensor]  # model inputs, flattened over candidates
@@ -307,11 +310,23 @@ class Batch:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def batch_width(longest: int, *, device: torch.device) -> int:
+    """Padded width of a batch whose longest sequence has `longest` tokens.
+
+    On a GPU, widths go in steps of `PAD_MULTIPLE`: tensor-core friendly, and few distinct
+    shapes for the kernels that tune or plan per shape (the padding is masked, so scores
+    do not change). On CPU no step: each padded token costs its full share of compute.
+    """
+    if device.type == "cuda":
+        return -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
+    return longest
+
+
 def collate(
     items: Sequence[Encoded], *, fmt: TaskFormat, pad_token_id: int, device: torch.device
 ) -> Batch:
     sequences = [s for item in items for s in item.sequences]
-    width = max(len(s["input_ids"]) for s in sequences)
+    width = batch_width(max(len(s["input_ids"]) for s in sequences), device=device)
     inputs: dict[str, torch.Tensor] = {}
     for key in sequences[0]:
         pad = pad_token_id if key == "input_ids" else 0

@@ -35,8 +35,8 @@ from runners.training.encoding import (
 )
 from runners.training.mezo import mezo_parameters, mezo_step
 from runners.training.modeling import (
+    accelerated,
     assemble_predictions,
-    autocast,
     batch_loss,
     build_model,
     decode_batch,
@@ -271,9 +271,9 @@ def train_gradient(
         if group is not None:
             chosen, share = distributed.shard(chosen, group)
         batch = collate(chosen, fmt=fmt, pad_token_id=pad_token_id, device=device)
-        with autocast(device):
-            loss = batch_loss(forward_model, batch, fmt)
         create_graph = setup.needs_create_graph(step - 1)
+        with accelerated(device, double_backward=create_graph):
+            loss = batch_loss(forward_model, batch, fmt)
         objective = loss
         if group is not None:
             # DDP averages the ranks' gradients; weighting each rank's mean loss by its
@@ -332,7 +332,7 @@ def train_mezo(
         batch = collate(chosen, fmt=fmt, pad_token_id=pad_token_id, device=device)
 
         def loss_fn(batch: Any = batch, share: float = share) -> torch.Tensor:
-            with autocast(device):
+            with accelerated(device):
                 loss = batch_loss(model, batch, fmt)
             if group is None:
                 return loss
@@ -376,7 +376,7 @@ def predict(
     with evaluating(model):
         for group in length_grouped_batches(items, batch_size=batch_size, rng=None):
             batch = collate(group, fmt=fmt, pad_token_id=pad_token_id, device=device)
-            with autocast(device):
+            with accelerated(device):
                 logits = forward_logits(model, batch)
             for item, output in zip(group, decode_batch(logits, batch, fmt), strict=True):
                 outputs[position[id(item)]] = output

@@ -25,6 +25,36 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
+def attention_kernels(
+    device: torch.device, *, double_backward: bool = False
+) -> contextlib.AbstractContextManager[Any]:
+    """The scaled-dot-product attention kernels a forward pass on `device` may use.
+
+    On a GPU, torch prefers cuDNN's attention on Hopper, which builds an execution graph
+    per input shape (hundreds of milliseconds each), and with dynamic padding most batches
+    are a new shape. The flash and memory-efficient kernels take any shape. No fused
+    kernel is twice differentiable, which Sophia's Hessian estimate needs
+    (`double_backward`): on an H100 it failed inside cuDNN's attention backward, so those
+    steps use the math kernel. On CPU torch's own choice stands.
+    """
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if double_backward:
+        return sdpa_kernel([SDPBackend.MATH])
+    return sdpa_kernel(
+        [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    )
+
+
+@contextlib.contextmanager
+def accelerated(device: torch.device, *, double_backward: bool = False) -> Iterator[None]:
+    """A forward pass on `device`: bf16 autocast and the attention kernels it may use."""
+    with autocast(device), attention_kernels(device, double_backward=double_backward):
+        yield
+
+
 def build_model(
     *, backbone: ResolvedBackbone, task: TaskDefinition, fmt: TaskFormat, device: torch.device
 ) -> Any:
