@@ -106,7 +106,9 @@ EFFICIENT = [
     # steps, 0.512 accuracy): biases alone need more and larger steps to relate two texts.
     # Three epochs at 3e-3: QNLI 0.738, SST-2 0.813.
     ("bitfit", {"epochs": 3, "learning_rate": 3e-3}),
-    ("ia3", {"epochs": 1}),
+    # IA3 likewise: one epoch at 5e-3 left QNLI at 0.531; three at 1e-2 reach QNLI 0.770
+    # and SST-2 0.849.
+    ("ia3", {"epochs": 3, "learning_rate": 1e-2}),
     ("dylora", {"epochs": 3}),
     ("galore", {"epochs": 1}),
 ]
